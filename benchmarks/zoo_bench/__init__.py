@@ -1,0 +1,1 @@
+"""The benchmark runner behind `zoo benchmark`."""

@@ -1,0 +1,39 @@
+"""zoo's own CNNs: SimpleCNN and ImprovedCNN from the classic PyTorch CIFAR-10 tutorial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo_core import hookimpl
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@hookimpl
+def zoo_register_models(register: Any) -> None:
+    common = dict(family="cnn", input_size=(3, 32, 32), mean=CIFAR10_MEAN, std=CIFAR10_STD, num_classes=10)
+    register(
+        "simplecnn",
+        build_simplecnn,
+        description="Three 3x3 conv blocks (32, 64, 128) with max-pool, fc 512, dropout 0.5",
+        **common,
+    )
+    register(
+        "improvedcnn",
+        build_improvedcnn,
+        description="SimpleCNN with batch norm after every convolution",
+        **common,
+    )
+
+
+def build_simplecnn(**kwargs: Any) -> Any:
+    from zoo_cnn.models import SimpleCNN
+
+    return SimpleCNN(**kwargs)
+
+
+def build_improvedcnn(**kwargs: Any) -> Any:
+    from zoo_cnn.models import SimpleCNN
+
+    return SimpleCNN(batch_norm=True, **kwargs)

@@ -1,0 +1,1 @@
+"""Built-in datasets: cifar10, imagefolder, digits, synthetic."""

@@ -1,0 +1,1 @@
+"""The registry plugin: published weights become pretrained tags of their models."""

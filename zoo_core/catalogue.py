@@ -1,0 +1,270 @@
+"""The catalogue: every model, dataset and trainer the plugins registered, validated and resolvable by name.
+
+Names: every entry has a qualified name ``plugin:name`` that always works. A bare name means the entry
+of the plugin with the highest precedence: zoo's own plugins, then torchvision, then timm, then
+third-party plugins in alphabetical order (see ``zoo_core.plugins.precedence``). ``name.tag`` picks a
+pretrained tag.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo_core.errors import UnknownNameError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+MODEL_KEYS = {
+    "family", "description", "input_size", "mean", "std", "num_classes", "min_input_size",
+    "pretrained", "default_tag",
+}  # fmt: skip
+
+
+# -- builders that survive the metadata cache ------------------------------------------------------
+
+
+def callable_ref(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """A JSON reference to a module-level callable (or a partial of one), or None if it has none."""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if isinstance(fn, functools.partial):
+        fn, args, kwargs = fn.func, fn.args, dict(fn.keywords)
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        return None
+    try:
+        json.dumps([args, kwargs])
+        if _resolve_attr(module, qualname) is not fn:
+            return None
+    except (TypeError, ValueError, ImportError, AttributeError):
+        return None
+    return {"ref": f"{module}:{qualname}", "args": list(args), "kwargs": kwargs}
+
+
+def resolve_ref(ref: dict[str, Any]) -> Callable[..., Any]:
+    module, _, qualname = ref["ref"].partition(":")
+    fn = _resolve_attr(module, qualname)
+    if ref.get("args") or ref.get("kwargs"):
+        return functools.partial(fn, *ref.get("args", ()), **ref.get("kwargs", {}))
+    return fn
+
+
+def _resolve_attr(module: str, qualname: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# -- entries ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One registered thing: a name, the plugin it came from, a builder and its metadata."""
+
+    name: str
+    plugin: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    builder_ref: dict[str, Any] | None = None
+    _builder: Callable[..., Any] | None = field(default=None, repr=False)
+    _load_builder: Callable[[Entry], Callable[..., Any]] | None = field(default=None, repr=False)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    @property
+    def builder(self) -> Callable[..., Any]:
+        """The callable that builds it; imports the plugin only when first asked for."""
+        if self._builder is None:
+            if self.builder_ref is not None:
+                self._builder = resolve_ref(self.builder_ref)
+            elif self._load_builder is not None:
+                self._builder = self._load_builder(self)
+            else:  # pragma: no cover - every entry is created with one of the two
+                raise RuntimeError(f"{self.qualified} has no builder")
+        return self._builder
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"name": self.name, "metadata": self.metadata, "builder_ref": self.builder_ref}
+
+
+@dataclass
+class ModelEntry(Entry):
+    """A model architecture with its preprocessing and pretrained tags."""
+
+    # tag -> loader(model) for weights registered through zoo_register_weights (never cached)
+    loaders: dict[str, Callable[[Any], None]] = field(default_factory=dict, repr=False)
+
+    @property
+    def family(self) -> str:
+        return self.metadata.get("family", "")
+
+    @property
+    def pretrained(self) -> dict[str, dict[str, Any]]:
+        return self.metadata.get("pretrained", {})
+
+    @property
+    def default_tag(self) -> str | None:
+        return self.metadata.get("default_tag")
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return tuple(self.metadata.get("input_size", (3, 224, 224)))  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.metadata.get("num_classes", 1000))
+
+
+def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Check what a plugin registered and return normalised, JSON-able metadata."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"invalid model name {name!r}: use letters, digits, '_' and '-'")
+    if not callable(builder):
+        raise ValueError(f"model {name!r}: builder must be callable, got {type(builder).__name__}")
+    unknown = set(metadata) - MODEL_KEYS
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown metadata keys {sorted(unknown)}")
+    meta: dict[str, Any] = {
+        "family": str(metadata.get("family", "")),
+        "description": str(metadata.get("description", "")),
+        "input_size": _size3(name, "input_size", metadata.get("input_size", (3, 224, 224))),
+        "mean": _floats(name, "mean", metadata.get("mean", IMAGENET_MEAN)),
+        "std": _floats(name, "std", metadata.get("std", IMAGENET_STD)),
+        "num_classes": int(metadata.get("num_classes", 1000)),
+    }
+    if meta["num_classes"] < 1:
+        raise ValueError(f"model {name!r}: num_classes must be positive")
+    if metadata.get("min_input_size") is not None:
+        meta["min_input_size"] = _size3(name, "min_input_size", metadata["min_input_size"])
+    pretrained = metadata.get("pretrained") or {}
+    if not isinstance(pretrained, dict):
+        raise ValueError(f"model {name!r}: pretrained must be a dict of tag -> metadata")
+    tags: dict[str, dict[str, Any]] = {}
+    for tag, tag_meta in pretrained.items():
+        tags[tag] = validate_tag_metadata(name, tag, tag_meta)
+    meta["pretrained"] = tags
+    default_tag = metadata.get("default_tag")
+    if default_tag is None and tags:
+        default_tag = next(iter(tags))
+    if default_tag is not None and default_tag not in tags:
+        raise ValueError(f"model {name!r}: default_tag {default_tag!r} is not one of its tags")
+    meta["default_tag"] = default_tag
+    return meta
+
+
+def validate_tag_metadata(name: str, tag: Any, tag_meta: Any) -> dict[str, Any]:
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        raise ValueError(f"model {name!r}: invalid tag {tag!r}")
+    if not isinstance(tag_meta, dict):
+        raise ValueError(f"model {name!r}: metadata of tag {tag!r} must be a dict")
+    try:
+        json.dumps(tag_meta)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model {name!r}: metadata of tag {tag!r} is not JSON-able ({e})") from None
+    return dict(tag_meta)
+
+
+def _size3(name: str, key: str, value: Any) -> list[int]:
+    try:
+        size = [int(v) for v in value]
+    except (TypeError, ValueError):
+        size = []
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"model {name!r}: {key} must be (channels, height, width), got {value!r}")
+    return size
+
+
+def _floats(name: str, key: str, value: Any) -> list[float]:
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise ValueError(f"model {name!r}: {key} must be a sequence of numbers") from None
+
+
+# -- the catalogue ---------------------------------------------------------------------------------
+
+
+class Catalogue:
+    """Entries by kind, in plugin precedence order, with bare and qualified name lookup."""
+
+    KINDS = ("model", "dataset", "trainer")
+
+    def __init__(self, plugin_order: list[str]) -> None:
+        self.plugin_order = plugin_order
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in self.KINDS}
+        self._bare: dict[str, dict[str, Entry]] | None = None
+
+    def add(self, kind: str, entry: Entry) -> None:
+        self.entries[kind][entry.qualified] = entry
+        self._bare = None
+
+    def _rank(self, plugin: str) -> int:
+        return self.plugin_order.index(plugin) if plugin in self.plugin_order else len(self.plugin_order)
+
+    def all(self, kind: str) -> list[Entry]:
+        """Entries sorted by bare name, then precedence."""
+        return sorted(self.entries[kind].values(), key=lambda e: (e.name, self._rank(e.plugin)))
+
+    def bare(self, kind: str) -> dict[str, Entry]:
+        """Bare name -> the entry that name means."""
+        if self._bare is None:
+            self._bare = {k: {} for k in self.KINDS}
+            for k in self.KINDS:
+                for entry in self.all(k):
+                    self._bare[k].setdefault(entry.name, entry)
+        return self._bare[kind]
+
+    def is_default(self, kind: str, entry: Entry) -> bool:
+        return self.bare(kind).get(entry.name) is entry
+
+    def get(self, kind: str, name: str) -> Entry:
+        """Look up ``name`` or ``plugin:name``; unknown names raise with the closest matches."""
+        entry = self.entries[kind].get(name) if ":" in name else self.bare(kind).get(name)
+        if entry is None:
+            raise UnknownNameError(kind, name, self.suggest(kind, name))
+        return entry
+
+    def suggest(self, kind: str, name: str, n: int = 3) -> list[str]:
+        names = list(self.bare(kind)) + list(self.entries[kind])
+        base = name.split(":", 1)[-1]
+        return difflib.get_close_matches(name, names, n=n, cutoff=0.6) or difflib.get_close_matches(
+            base, names, n=n, cutoff=0.6
+        )
+
+    def resolve_model(self, spec: str) -> tuple[ModelEntry, str | None]:
+        """``[plugin:]name[.tag]`` -> (entry, tag or None)."""
+        base, _, tag = spec.partition(".")
+        entry = self.get("model", base)
+        assert isinstance(entry, ModelEntry)
+        if tag and tag not in entry.pretrained:
+            close = difflib.get_close_matches(tag, list(entry.pretrained), n=3, cutoff=0.5)
+            raise UnknownNameError(f"tag of {entry.qualified}", tag, close)
+        return entry, (tag or None)
+
+    def find(self, kind: str, patterns: Iterable[str] = (), plugin: str | None = None) -> list[Entry]:
+        """Entries whose bare or qualified name matches any wildcard pattern (all when none given)."""
+        patterns = list(patterns)
+        found = []
+        for entry in self.all(kind):
+            if plugin is not None and entry.plugin != plugin:
+                continue
+            if patterns and not any(
+                fnmatch.fnmatchcase(entry.name, p) or fnmatch.fnmatchcase(entry.qualified, p) for p in patterns
+            ):
+                continue
+            found.append(entry)
+        return found

@@ -1,0 +1,181 @@
+"""The ``zoo`` command line: parse, call a library function, print.
+
+Sub-commands that need torch live in their own modules and are imported only when run, so ``zoo
+--help`` and ``zoo list`` stay instant. Every ZooError becomes one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import click
+
+from zoo_core.errors import ZooError
+
+# name -> "module:attribute"; these commands import torch, so they load only when used.
+LAZY_COMMANDS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+def echo_json(obj: Any) -> None:
+    if isinstance(obj, list):  # one object a line: readable, and json's C encoder keeps it fast
+        click.echo("[\n" + ",\n".join(json.dumps(o, default=str) for o in obj) + "\n]")
+    else:
+        click.echo(json.dumps(obj, indent=2, default=str))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zoo", prog_name="zoo")
+def cli() -> None:
+    """zoo: one catalogue of CNNs -- list, train, evaluate, benchmark and publish them."""
+
+
+@cli.command("list")
+@click.argument("patterns", nargs=-1)
+@click.option("--plugin", help="Only models from this plugin.")
+@click.option("--pretrained", is_flag=True, help="Only models with pretrained weights.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, as_json: bool) -> None:
+    """List models; PATTERNS are wildcards such as 'resnet*' or 'timm:efficientnet_*'."""
+    from zoo_core.plugins import get_catalogue
+
+    catalogue = get_catalogue()
+    if plugin is not None and plugin not in catalogue.plugin_order:
+        from zoo_core.errors import UnknownNameError
+
+        raise UnknownNameError("plugin", plugin, catalogue.plugin_order)
+    entries = [e for e in catalogue.find("model", patterns, plugin) if not pretrained or e.pretrained]
+    if as_json:
+        echo_json([
+            {
+                "name": e.name,
+                "qualified": e.qualified,
+                "plugin": e.plugin,
+                "default": catalogue.is_default("model", e),
+                "family": e.family,
+                "input_size": e.input_size,
+                "num_classes": e.num_classes,
+                "pretrained": list(e.pretrained),
+                "default_tag": e.default_tag,
+            }
+            for e in entries
+        ])  # fmt: skip
+        return
+    rows = []
+    for e in entries:
+        shown = e.name if catalogue.is_default("model", e) else e.qualified
+        tags = f"{len(e.pretrained)} ({e.default_tag})" if e.pretrained else ""
+        rows.append((shown, e.plugin, e.family, "x".join(map(str, e.input_size[1:])), tags))
+    from zoo_core.table import format_table
+
+    click.echo(format_table(["name", "plugin", "family", "input", "pretrained (default)"], rows))
+    click.echo(f"{len(rows)} models. A bare name means the first plugin's model; others: plugin:name.")
+
+
+@cli.command("info")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--no-stats", is_flag=True, help="Skip building the model to count parameters and GMACs.")
+def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
+    """Show a model's plugin, size, cost, preprocessing and pretrained tags."""
+    from zoo_core.models import model_info
+
+    info = model_info(model, stats=not no_stats)
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"{info['qualified']}  ({info['family']})  {info['description']}")
+    if info["also_in"]:
+        means = "means this one" if info["default"] else "is another plugin's"
+        click.echo(f"  also in: {', '.join(info['also_in'])} -- the bare name '{info['name']}' {means}")
+    click.echo(f"  input size    {info['input_size']}   mean {info['mean']}  std {info['std']}")
+    click.echo(f"  classes       {info['num_classes']}")
+    if "num_params" in info:
+        click.echo(f"  parameters    {info['num_params']:,}")
+        click.echo(f"  GMACs         {info['gmacs']} at {'x'.join(map(str, info['input_size'][1:]))}")
+    if info["pretrained"]:
+        click.echo(f"  pretrained    {len(info['pretrained'])} tags, default {info['default_tag']}")
+        for tag, meta in info["pretrained"].items():
+            metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if v is not None}
+            shown = "  ".join(f"{k}={v}" for k, v in metrics.items())
+            click.echo(f"    {info['name']}.{tag:<24} {meta.get('source', '')}  {shown}")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_cmd(as_json: bool) -> None:
+    """Show every plugin: version, hooks, status and error."""
+    from zoo_core.plugins import get_host
+
+    host = get_host()
+    infos = [i.to_dict() for i in host.plugin_list]
+    for d in infos:
+        d["models"] = sum(1 for e in host.catalogue.entries["model"].values() if e.plugin == d["name"])
+    if as_json:
+        echo_json(infos)
+        return
+    from zoo_core.table import format_table
+
+    rows = [
+        (d["name"], d["dist"], d["version"], d["status"], d["models"], ",".join(h.removeprefix("zoo_register_")
+         for h in d["hooks"]), d["error"] or "")
+        for d in infos
+    ]  # fmt: skip
+    click.echo(format_table(["plugin", "distribution", "version", "status", "models", "hooks", "error"], rows))
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """zoo's rebuildable caches under ZOO_HOME."""
+
+
+@cache_group.command("clear")
+def cache_clear() -> None:
+    """Delete the catalogue cache (rebuilt on the next command)."""
+    import shutil
+
+    from zoo_core.paths import cache_dir
+
+    path = cache_dir() / "catalogue"
+    shutil.rmtree(path, ignore_errors=True)
+    click.echo(f"removed {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the CLI, turning user errors into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except ZooError as e:
+        click.echo(f"zoo: error: {e}", err=True)
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.Abort:
+        click.echo("zoo: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("zoo: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
