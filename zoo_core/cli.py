@@ -16,7 +16,9 @@ import click
 from zoo_core.errors import ZooError
 
 # name -> "module:attribute"; these commands import torch, so they load only when used.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "registry": "zoo_core.cli_registry:registry",
+}
 
 
 class LazyGroup(click.Group):
@@ -58,6 +60,9 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, as
 
         raise UnknownNameError("plugin", plugin, catalogue.plugin_order)
     entries = [e for e in catalogue.find("model", patterns, plugin) if not pretrained or e.pretrained]
+    for pattern in patterns:
+        if not any(c in pattern for c in "*?[") and not catalogue.find("model", [pattern], plugin):
+            catalogue.get("model", pattern)  # an exact name that does not exist: say what is close
     if as_json:
         echo_json([
             {
@@ -121,7 +126,9 @@ def plugins_cmd(as_json: bool) -> None:
     from zoo_core.plugins import get_host
 
     host = get_host()
-    infos = [i.to_dict() for i in host.plugin_list]
+    order = host.catalogue.plugin_order
+    infos = [i.to_dict() for i in sorted(host.plugin_list, key=lambda i: (i.name not in order, order.index(i.name)
+                                                                          if i.name in order else 0, i.name))]
     for d in infos:
         d["models"] = sum(1 for e in host.catalogue.entries["model"].values() if e.plugin == d["name"])
     if as_json:

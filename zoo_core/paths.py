@@ -22,5 +22,7 @@ def zoo_home() -> Path:
 
 
 def cache_dir() -> Path:
-    """Caches zoo can rebuild at any time (catalogue metadata, decoded datasets)."""
-    return zoo_home() / "cache"
+    """Caches zoo can rebuild at any time (catalogue metadata, decoded datasets); ``ZOO_CACHE``
+    moves them out of ``ZOO_HOME``."""
+    env = os.environ.get("ZOO_CACHE")
+    return Path(env).expanduser() if env else zoo_home() / "cache"

@@ -203,7 +203,8 @@ class PluginHost:
 
     def _fail(self, info: PluginInfo, exc: BaseException | None, where: str = "") -> None:
         if exc is not None:
-            msg = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            msg = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the exception
+            msg = msg if len(msg) <= 400 else msg[:397] + "..."
             info.errors.append(f"{where}: {msg}" if where else msg)
         info.status = "error"
         line = f"plugin '{info.name}' failed: {info.errors[-1] if info.errors else 'unknown error'}"
@@ -315,7 +316,7 @@ class PluginHost:
             print(f"zoo: warning: cannot write the catalogue cache ({e})", file=sys.stderr)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(dist_name: str) -> str | None:
     try:
         return md.version(dist_name)

@@ -1,0 +1,237 @@
+"""The plugin host with real entry points: throw-away distributions on the path, some of them broken."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo_core
+from zoo_core import hookspecs, plugins
+from zoo_core.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_plugin_source() -> str:
+    """The example plugin as the README documents it."""
+    match = re.search(r"```python\n# zoo_tinynet.py\n(.*?)```", README.read_text(), re.S)
+    assert match, "README lost its example plugin"
+    return match.group(1)
+
+
+def zoo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "zoo_core.cli", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=300,
+    )  # fmt: skip
+
+
+def test_readme_example_plugin_is_listed_and_builds(plugin_path, capsys):
+    plugin_path("zoo-tinynet", "tinynet", "zoo_tinynet", readme_plugin_source())
+    assert "tinynet" in zoo_core.list_models("tiny*")
+    model = zoo_core.create_model("tinynet", num_classes=4)
+    import torch
+
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
+    assert zoo_core.model_info("tinynet:tinynet")["plugin"] == "tinynet"
+    assert main(["plugins", "--json"]) == 0
+    info = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert info["tinynet"]["status"] == "ok"
+    assert info["tinynet"]["dist"] == "zoo-tinynet"
+    assert info["tinynet"]["hooks"] == ["zoo_register_models"]
+
+
+def test_every_hook_is_documented():
+    text = README.read_text()
+    specs = [n for n in dir(hookspecs) if n.startswith("zoo_register_")]
+    assert specs and all(f"`{n}(register)`" in text for n in specs)
+
+
+BROKEN_IMPORT = "raise ImportError('this plugin needs a package that is not installed')\n"
+RAISES_IN_HOOK = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_models(register):
+    raise RuntimeError('boom inside the hook')
+"""
+BAD_SIGNATURE = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_models(register, extra_argument):
+    pass
+"""
+UNKNOWN_HOOK = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_modles(register):
+    pass
+"""
+INVALID_METADATA = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_models(register):
+    register("bad model name!", lambda num_classes=10: None)
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        (BROKEN_IMPORT, "ImportError: this plugin needs"),
+        (RAISES_IN_HOOK, "RuntimeError: boom inside the hook"),
+        (BAD_SIGNATURE, "extra_argument"),
+        (UNKNOWN_HOOK, "unknown hook(s) zoo_register_modles"),
+        (INVALID_METADATA, "invalid model name"),
+    ],
+    ids=["import", "hook-raises", "bad-signature", "unknown-hook", "invalid-metadata"],
+)
+def test_broken_plugin_breaks_nothing(plugin_path, capsys, source, error):
+    plugin_path("zoo-broken", "broken", "zoo_broken_plugin", source)
+    assert main(["list", "simplecnn", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [m["name"] for m in json.loads(captured.out)] == ["simplecnn"]
+    warnings = [line for line in captured.err.splitlines() if "broken" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("zoo: warning: plugin 'broken' failed")
+    assert main(["plugins", "--json"]) == 0
+    info = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert info["broken"]["status"] == "error"
+    assert error in info["broken"]["error"]
+    assert info["cnn"]["status"] == "ok"
+
+
+def test_strict_plugins_turns_failures_into_errors(plugin_path, monkeypatch, capsys):
+    plugin_path("zoo-broken", "broken", "zoo_broken_plugin", BROKEN_IMPORT)
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zoo: error: plugin 'broken' failed")
+
+
+def test_zoo_plugins_limits_what_loads(monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn")
+    assert main(["list", "--json"]) == 0
+    assert {m["plugin"] for m in json.loads(capsys.readouterr().out)} == {"cnn"}
+    assert main(["plugins", "--json"]) == 0
+    status = {p["name"]: p["status"] for p in json.loads(capsys.readouterr().out)}
+    assert status["cnn"] == "ok" and status["timm"] == "disabled" and status["torchvision"] == "disabled"
+
+
+CLASHING = """
+from zoo_core import hookimpl
+
+def build(num_classes=1000):
+    import torch.nn as nn
+    return nn.Linear(4, num_classes)
+
+@hookimpl
+def zoo_register_models(register):
+    register("resnet50", build, family="impostor")
+    register("simplecnn", build, family="impostor")
+"""
+
+
+def test_name_clash_overwrites_nothing(plugin_path):
+    plugin_path("zoo-aaa", "aaa", "zoo_aaa_plugin", CLASHING)  # sorts before every built-in plugin
+    catalogue = plugins.get_catalogue()
+    assert catalogue.get("model", "resnet50").plugin == "torchvision"
+    assert catalogue.get("model", "simplecnn").plugin == "cnn"
+    assert catalogue.get("model", "aaa:resnet50").family == "impostor"
+    assert catalogue.get("model", "timm:resnet50").plugin == "timm"
+    names = zoo_core.list_models("resnet50")
+    assert names == ["resnet50", "timm:resnet50", "aaa:resnet50"]  # precedence order
+    assert zoo_core.create_model("aaa:resnet50", num_classes=3).out_features == 3
+
+
+LAMBDA_BUILDER = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_models(register):
+    import torch.nn as nn  # builders without an importable name are rebuilt by running the hook
+    register("lambdanet", lambda num_classes=10: nn.Linear(2, num_classes))
+"""
+
+
+def test_cached_catalogue_still_builds_unnamed_builders(plugin_path):
+    plugin_path("zoo-lambda", "lambdanet", "zoo_lambda_plugin", LAMBDA_BUILDER)
+    plugins.get_catalogue()  # fills the cache
+    plugins.reset()
+    sys.modules.pop("zoo_lambda_plugin", None)
+    host = plugins.get_host()
+    assert host.infos["lambdanet"].cached
+    assert "zoo_lambda_plugin" not in sys.modules
+    assert zoo_core.create_model("lambdanet", num_classes=5).out_features == 5
+
+
+MARKER_PLUGIN = """
+import os
+from pathlib import Path
+from zoo_core import hookimpl
+
+Path(os.environ["MARKER"]).open("a").write("imported\\n")
+
+def build(num_classes=10):
+    import torch.nn as nn
+    return nn.Linear(2, num_classes)
+
+@hookimpl
+def zoo_register_models(register):
+    register("markernet", build)
+"""
+
+
+def test_warm_list_imports_no_plugin_torch_or_timm(plugin_path, tmp_path):
+    marker = tmp_path / "marker.txt"
+    plugin_path("zoo-marker", "marker", "zoo_marker_plugin", MARKER_PLUGIN)
+    env = {"MARKER": str(marker)}
+    cold = zoo("list", "--json", env=env)
+    assert cold.returncode == 0, cold.stderr
+    assert "markernet" in {m["name"] for m in json.loads(cold.stdout)}
+    assert marker.read_text().count("imported") == 1
+    probe = (
+        "import sys; from zoo_core.cli import main; rc = main(['list', '--json']);"
+        "bad = [m for m in ('torch', 'timm', 'torchvision', 'zoo_marker_plugin') if m in sys.modules];"
+        "print(bad, file=sys.stderr); sys.exit(rc or (3 if bad else 0))"
+    )
+    import os
+
+    warm = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)  # fmt: skip
+    assert warm.returncode == 0, warm.stderr
+    assert len(json.loads(warm.stdout)) > 1000  # the timm catalogue, from the cache
+    assert marker.read_text().count("imported") == 1
+
+
+def test_new_plugin_version_invalidates_its_cache(plugin_path, tmp_path):
+    source = MARKER_PLUGIN.replace('"markernet"', '"markernet_v1"')
+    root = plugin_path("zoo-marker", "marker", "zoo_marker_plugin", source)
+    import os
+
+    os.environ["MARKER"] = str(tmp_path / "m.txt")
+    try:
+        assert "markernet_v1" in zoo_core.list_models("markernet*")
+        # upgrade: a new version of the distribution with another model
+        import shutil
+
+        shutil.rmtree(root / "zoo_marker-1.0.dist-info")
+        from conftest import write_plugin_dist
+
+        shutil.rmtree(root)
+        write_plugin_dist(root, "zoo-marker", "marker", "zoo_marker_plugin",
+                          MARKER_PLUGIN.replace('"markernet"', '"markernet_v2"'), version="2.0")
+        sys.modules.pop("zoo_marker_plugin", None)
+        plugins.reset()
+        assert zoo_core.list_models("markernet*") == ["markernet_v2"]
+    finally:
+        del os.environ["MARKER"]
