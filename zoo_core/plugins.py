@@ -267,7 +267,14 @@ class PluginHost:
             if not callable(loader):
                 raise ValueError(f"weights {model}.{tag}: loader must be callable")
             meta = validate_tag_metadata(entry.name, tag, metadata)
-            entry.metadata.setdefault("pretrained", {})[tag] = meta
+            tags = entry.metadata.setdefault("pretrained", {})
+            default = entry.metadata.get("default_tag")
+            # A model with no weights of its own defaults to its newest published tag.
+            if default is None or (default in entry.loaders and str(meta.get("created", "")) >= str(
+                tags[default].get("created", "")
+            )):
+                entry.metadata["default_tag"] = tag
+            tags[tag] = meta
             entry.loaders[tag] = loader
 
         for hook_name in LIVE_HOOKS:

@@ -1,0 +1,514 @@
+"""The local registry of published weights: ``$ZOO_HOME/registry/<plugin>/<model>/<tag>``.
+
+An entry holds ``model.safetensors``, ``config.json`` (how to rebuild the model, its labels and
+preprocessing, the weights' sha256 and size), ``metrics.json`` and a ``README.md`` model card.
+
+Writes are atomic at the level of the whole entry: a publish is staged in ``registry/.staging/`` (same
+file system), fsynced, and renamed into place under a per-entry lock (``registry/.locks/``). Replacing a
+tag renames the old folder aside (``<model>/.<tag>.old``), renames the new one in and then deletes the
+old; a process killed between the two renames leaves the old entry aside, and the next reader or writer
+that takes the lock renames it back. Readers take the lock shared while they load weights, so they never
+mix one publish's config with another's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoo_core.catalogue import NAME_RE, TAG_RE
+from zoo_core.errors import UnknownNameError, UsageError, WeightsError, ZooError
+from zoo_core.paths import zoo_home
+from zoo_registry.file_lock import LockBusy, file_lock
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+SCHEMA = 1
+PLUGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+STALE_SECONDS = 6 * 3600  # leftovers of killed publishes older than this are deleted
+
+
+@dataclass
+class PublishedEntry:
+    """One published set of weights and what was recorded with them."""
+
+    model_name: str  # qualified, "cnn:simplecnn"
+    tag: str
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS_FILE
+
+    @property
+    def sha256(self) -> str:
+        return str(self.config["sha256"])
+
+    @property
+    def ref(self) -> str:
+        """``plugin:model.tag``, the name ``create_model`` and ``zoo eval`` accept."""
+        return f"{self.model_name}.{self.tag}"
+
+    def to_dict(self, full: bool = False) -> dict[str, Any]:
+        d = {
+            "model": self.model_name,
+            "tag": self.tag,
+            "ref": self.ref,
+            "path": str(self.path),
+            "num_classes": self.config.get("num_classes"),
+            "sha256": self.sha256,
+            "size_bytes": self.config.get("size_bytes"),
+            "created": self.config.get("created"),
+            "metrics": self.metrics,
+        }
+        if full:
+            d["config"] = self.config
+            d["files"] = sorted(p.name for p in self.path.iterdir())
+        return d
+
+
+# -- names and places --------------------------------------------------------------------------------
+
+
+def registry_root() -> Path:
+    return zoo_home() / "registry"
+
+
+def _entry_dir(plugin: str, model: str, tag: str) -> Path:
+    return registry_root() / plugin / model / tag
+
+
+def _aside_dir(entry_dir: Path) -> Path:
+    return entry_dir.parent / f".{entry_dir.name}.old"
+
+
+def _lock_path(entry_dir: Path) -> Path:
+    root = entry_dir.parent.parent.parent
+    return root / ".locks" / entry_dir.parent.parent.name / entry_dir.parent.name / f"{entry_dir.name}.lock"
+
+
+def _check_tag(tag: str) -> None:
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        raise UsageError(f"invalid tag {tag!r}: use letters, digits, '_' and '-' (not first)")
+
+
+def qualify(model_name: str) -> tuple[str, str]:
+    """``[plugin:]model`` -> (plugin, model); a bare name goes through the catalogue, or, for a model
+    whose plugin is gone, through the registry's own folders."""
+    if ":" in model_name:
+        plugin, _, name = model_name.partition(":")
+    else:
+        from zoo_core.plugins import get_catalogue
+
+        try:
+            entry = get_catalogue().get("model", model_name)
+            plugin, name = entry.plugin, entry.name
+        except UnknownNameError:
+            root = registry_root()
+            found = [p.name for p in _subdirs(root) if (p / model_name).is_dir()] if root.is_dir() else []
+            if len(found) != 1:
+                raise
+            plugin, name = found[0], model_name
+    if not PLUGIN_RE.match(plugin) or not NAME_RE.match(name):
+        raise UsageError(f"invalid model name {model_name!r}: expected [plugin:]name")
+    return plugin, name
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """``[plugin:]model.tag`` -> (plugin, model, tag)."""
+    base, dot, tag = ref.rpartition(".")
+    if not dot or not base or not tag:
+        raise UsageError(f"expected MODEL.TAG (for example simplecnn.mytag), got {ref!r}")
+    _check_tag(tag)
+    return (*qualify(base), tag)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    """Visible sub-folders, sorted; dot-folders are zoo's own (staging, locks, replaced entries)."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(Path(e.path) for e in it if not e.name.startswith(".") and e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+def read_entry(entry_dir: Path) -> PublishedEntry:
+    """Read one entry's JSON files (never the weights); ValueError/OSError when they are broken."""
+    plugin, model, tag = entry_dir.parent.parent.name, entry_dir.parent.name, entry_dir.name
+    with open(entry_dir / CONFIG_FILE, encoding="utf-8") as f:
+        config = json.load(f)
+    if not isinstance(config, dict):
+        raise ValueError("config.json is not an object")
+    qualified = f"{plugin}:{model}"
+    if config.get("architecture") != qualified or config.get("tag") != tag:
+        raise ValueError(
+            f"config.json describes {config.get('architecture')}.{config.get('tag')}, not {qualified}.{tag} "
+            "(was the folder moved by hand?)"
+        )
+    if not isinstance(config.get("model_kwargs"), dict) or not isinstance(config.get("sha256"), str):
+        raise ValueError("config.json lacks model_kwargs or sha256")
+    try:
+        with open(entry_dir / METRICS_FILE, encoding="utf-8") as f:
+            metrics = json.load(f)
+    except FileNotFoundError:
+        metrics = {}
+    if not isinstance(metrics, dict):
+        raise ValueError("metrics.json is not an object")
+    return PublishedEntry(qualified, tag, entry_dir, config, metrics)
+
+
+def _warn(path: Path, error: BaseException) -> None:
+    msg = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    print(f"zoo: warning: registry entry {path} skipped: {msg}", file=sys.stderr)
+
+
+def _recover(entry_dir: Path) -> None:
+    """Finish a replace that was killed between its two renames (the caller holds the entry lock)."""
+    aside = _aside_dir(entry_dir)
+    if aside.is_dir():
+        if entry_dir.is_dir():  # the new entry made it in; only the delete of the old one was lost
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(aside, entry_dir)
+
+
+def _try_recover(entry_dir: Path) -> None:
+    """Recover without waiting: a writer holding the lock is mid-replace and will finish it."""
+    try:
+        with file_lock(_lock_path(entry_dir), timeout=0):
+            _recover(entry_dir)
+    except (LockBusy, OSError):
+        pass
+
+
+def scan(on_error: Callable[[Path, BaseException], None] | None = _warn) -> list[PublishedEntry]:
+    """Every entry, sorted by model and tag, reading only JSON; a broken entry goes to ``on_error``."""
+    entries = []
+    for plugin_dir in _subdirs(registry_root()):
+        for model_dir in _subdirs(plugin_dir):
+            names = set(os.listdir(model_dir))
+            for name in names:
+                if name.startswith(".") and name.endswith(".old") and name[1:-4] not in names:
+                    _try_recover(model_dir / name[1:-4])
+            for entry_dir in _subdirs(model_dir):
+                try:
+                    entries.append(read_entry(entry_dir))
+                except (OSError, ValueError) as e:
+                    if on_error is not None:
+                        on_error(entry_dir, e)
+    return entries
+
+
+def list_entries() -> list[PublishedEntry]:
+    """Every published entry (broken ones are reported on stderr and left out)."""
+    return scan()
+
+
+def get(model_name: str, tag: str) -> PublishedEntry:
+    """The entry ``model_name``.``tag``; UnknownNameError (with close tags) when there is none."""
+    plugin, model = qualify(model_name)
+    _check_tag(tag)
+    entry_dir = _entry_dir(plugin, model, tag)
+    if not entry_dir.is_dir() and _aside_dir(entry_dir).is_dir():
+        _try_recover(entry_dir)
+    if not entry_dir.is_dir():
+        import difflib
+
+        tags = [p.name for p in _subdirs(entry_dir.parent)]
+        close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5)
+        suggestions = [f"{plugin}:{model}.{t}" for t in close]
+        raise UnknownNameError("registry entry", f"{plugin}:{model}.{tag}", suggestions)
+    try:
+        return read_entry(entry_dir)
+    except (OSError, ValueError) as e:
+        hint = "publish it again or `zoo registry remove` it"
+        raise WeightsError(f"{entry_dir}: broken entry ({e}); {hint}") from None
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+
+def _load(model: Any, entry_dir: Path, sha256: str | None) -> None:
+    from zoo_registry.weights_file import load_weights
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(_lock_path(entry_dir), shared=True))
+        except OSError:  # a read-only registry: nobody can be replacing the entry either
+            pass
+        if sha256 is None:
+            try:
+                sha256 = read_entry(entry_dir).sha256
+            except (OSError, ValueError) as e:
+                raise WeightsError(f"{entry_dir / CONFIG_FILE}: cannot read the entry ({e})") from None
+        load_weights(model, entry_dir / WEIGHTS_FILE, sha256)
+
+
+def load_into(model: Any, entry: PublishedEntry) -> None:
+    """Load the entry's weights into ``model`` after checking their sha256, format, keys and shapes."""
+    _load(model, entry.path, entry.sha256)
+
+
+def load_published(entry_dir: str | os.PathLike[str], model: Any) -> None:
+    """The catalogue's loader for an entry: reads its current config.json, then loads as ``load_into``."""
+    _load(model, Path(entry_dir), None)
+
+
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def _json_copy(what: str, value: Any, lenient: bool = False) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str if lenient else None))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{what} must be JSON-serialisable ({e})") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync there
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def _model_ref(qualified: str) -> str:
+    """The name to show in usage examples: bare where the bare name means this model."""
+    try:
+        from zoo_core.plugins import get_catalogue
+
+        catalogue = get_catalogue()
+        entry = catalogue.get("model", qualified)
+        return entry.name if catalogue.is_default("model", entry) else qualified
+    except ZooError:
+        return qualified
+
+
+def _clean_stale(root: Path) -> None:
+    """Delete what killed publishes and removes left in .staging and .trash."""
+    now = time.time()
+    for folder in (root / ".staging", root / ".trash"):
+        for child in _subdirs_all(folder):
+            try:
+                if now - child.stat().st_mtime > STALE_SECONDS:
+                    shutil.rmtree(child, ignore_errors=True)
+            except OSError:
+                pass
+
+
+def _subdirs_all(path: Path) -> list[Path]:
+    try:
+        return [p for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+
+
+def _exists_error(plugin: str, model: str, tag: str, entry_dir: Path) -> UsageError:
+    return UsageError(
+        f"{plugin}:{model}.{tag} is already published ({entry_dir}); choose another tag, remove it "
+        f"(`zoo registry remove {plugin}:{model}.{tag} --yes`) or publish with overwrite=True"
+    )
+
+
+def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], tensors: dict[str, Any]) -> None:
+    """Refuse to publish weights that ``create_model`` could not load back from ``model_kwargs``."""
+    import torch
+
+    from zoo_registry.weights_file import describe_mismatch, unwrap
+
+    try:
+        with torch.device("meta"):  # no memory, no init cost
+            rebuilt = entry.builder(**model_kwargs)
+    except Exception:  # noqa: BLE001 - some builders need real tensors; try again on the CPU
+        try:
+            rebuilt = entry.builder(**model_kwargs)
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(
+                f"cannot rebuild {entry.qualified} from model_kwargs {model_kwargs}: {type(e).__name__}: {e}"
+            ) from None
+    model_shapes = {k: tuple(v.shape) for k, v in unwrap(rebuilt).state_dict().items()}
+    problem = describe_mismatch({k: tuple(v.shape) for k, v in tensors.items()}, model_shapes)
+    if problem:
+        raise WeightsError(
+            f"{entry.qualified}.{tag}: the model built from model_kwargs {model_kwargs} does not fit these "
+            f"weights ({problem}); pass the arguments the model was built with"
+        )
+
+
+def publish(
+    model: Any,
+    *,
+    model_name: str,
+    tag: str,
+    model_kwargs: dict[str, Any],
+    labels: list[str],
+    preprocessing: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> PublishedEntry:
+    """Publish ``model``'s weights as ``model_name``.``tag``; the tag is then a pretrained tag of the model.
+
+    ``model_kwargs`` must rebuild the model (checked before anything is written). The process's
+    catalogue is reloaded on its next use, so ``create_model(name, pretrained=tag)`` sees the new tag.
+    """
+    from zoo_core import __version__
+    from zoo_core.plugins import get_catalogue, reset
+    from zoo_registry.model_card import render
+    from zoo_registry.weights_file import save_weights, sha256_file, state_tensors
+
+    plugin, name = qualify(model_name)
+    qualified = f"{plugin}:{name}"
+    _check_tag(tag)
+    # The published weights replace any the builder would download, so never ask it for them.
+    model_kwargs = _json_copy("model_kwargs", {k: v for k, v in model_kwargs.items() if k != "pretrained"})
+    preprocessing = _json_copy("preprocessing", dict(preprocessing or {}))
+    metrics = _json_copy("metrics", dict(metrics or {}))
+    training = _json_copy("training", training, lenient=True) if training is not None else None
+    labels = [str(label) for label in labels]
+    num_classes = int(model_kwargs.get("num_classes", len(labels)))
+    if labels and len(labels) != num_classes:
+        raise UsageError(f"{qualified}.{tag}: {len(labels)} labels for a model with {num_classes} classes")
+
+    catalogue_entry = get_catalogue().get("model", qualified)
+    if tag in catalogue_entry.pretrained and tag not in catalogue_entry.loaders:
+        raise UsageError(f"{qualified} already has its own pretrained tag {tag!r}; choose another tag")
+    tensors = state_tensors(model)
+    _check_rebuild(catalogue_entry, tag, model_kwargs, tensors)
+
+    entry_dir = _entry_dir(plugin, name, tag)
+    if entry_dir.is_dir() and not overwrite:
+        raise _exists_error(plugin, name, tag, entry_dir)
+    root = registry_root()
+    (root / ".staging").mkdir(parents=True, exist_ok=True)
+    _clean_stale(root)
+    staging = Path(tempfile.mkdtemp(dir=root / ".staging", prefix=f"{plugin}-{name}-{tag}-"))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a published entry is meant to be read
+        save_weights(tensors, staging / WEIGHTS_FILE, {"zoo_model": qualified, "zoo_tag": tag})
+        import torch
+
+        config = {
+            "schema": SCHEMA,
+            "architecture": qualified,
+            "tag": tag,
+            "model_kwargs": model_kwargs,
+            "num_classes": num_classes,
+            "labels": labels,
+            "preprocessing": preprocessing,
+            "weights_file": WEIGHTS_FILE,
+            "format": "safetensors",
+            "sha256": sha256_file(staging / WEIGHTS_FILE),
+            "size_bytes": (staging / WEIGHTS_FILE).stat().st_size,
+            "num_params": sum(p.numel() for p in model.parameters()),
+            "zoo_version": __version__,
+            "torch_version": torch.__version__.split("+")[0],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "training": training,
+        }
+        _write_text(staging / CONFIG_FILE, _dump(config))
+        _write_text(staging / METRICS_FILE, _dump(metrics))
+        _write_text(staging / CARD_FILE, render(config, metrics, _model_ref(qualified)))
+        _fsync_dir(staging)
+        with file_lock(_lock_path(entry_dir)):
+            _recover(entry_dir)
+            if entry_dir.is_dir():
+                if not overwrite:  # another process published the tag while we were writing
+                    raise _exists_error(plugin, name, tag, entry_dir)
+                aside = _aside_dir(entry_dir)
+                os.rename(entry_dir, aside)
+                try:
+                    os.rename(staging, entry_dir)
+                except BaseException:
+                    os.rename(aside, entry_dir)
+                    raise
+                _fsync_dir(entry_dir.parent)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                entry_dir.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staging, entry_dir)
+                _fsync_dir(entry_dir.parent)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    reset()
+    return PublishedEntry(qualified, tag, entry_dir, config, metrics)
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for key, value in new.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both else value
+    return out
+
+
+def update_metrics(model_name: str, tag: str, metrics: dict[str, Any]) -> None:
+    """Merge ``metrics`` (nested dicts merge key by key) into the entry's metrics.json and its model card."""
+    from zoo_core.atomic_io import atomic_write_text
+    from zoo_core.plugins import reset
+    from zoo_registry.model_card import render
+
+    plugin, name = qualify(model_name)
+    _check_tag(tag)
+    metrics = _json_copy("metrics", dict(metrics))
+    entry_dir = get(f"{plugin}:{name}", tag).path  # an unknown entry fails here, before any lock file exists
+    with file_lock(_lock_path(entry_dir)):
+        _recover(entry_dir)
+        entry = get(f"{plugin}:{name}", tag)  # again: it may have been replaced while we waited
+        merged = _merge(entry.metrics, metrics)
+        atomic_write_text(entry_dir / METRICS_FILE, _dump(merged))
+        atomic_write_text(entry_dir / CARD_FILE, render(entry.config, merged, _model_ref(entry.model_name)))
+    reset()
+
+
+def remove(model_name: str, tag: str) -> None:
+    """Delete the entry ``model_name``.``tag`` (UnknownNameError when there is none)."""
+    from zoo_core.plugins import reset
+
+    plugin, name = qualify(model_name)
+    _check_tag(tag)
+    entry_dir = get(f"{plugin}:{name}", tag).path  # an unknown entry fails here, before any lock file exists
+    root = registry_root()
+    with file_lock(_lock_path(entry_dir)):
+        _recover(entry_dir)
+        if not entry_dir.is_dir():  # removed by another process while we waited
+            get(f"{plugin}:{name}", tag)
+        (root / ".trash").mkdir(parents=True, exist_ok=True)
+        trash = Path(tempfile.mkdtemp(dir=root / ".trash"))
+        # One rename takes the entry out of sight at once; the slow delete happens where no one looks.
+        os.rename(entry_dir, trash / tag)
+        _fsync_dir(entry_dir.parent)
+        shutil.rmtree(trash, ignore_errors=True)
+    reset()

@@ -1,0 +1,395 @@
+"""The local registry: publish safetensors weights, load them back by tag, and refuse anything damaged."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import queue
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from zoo_registry import store
+from zoo_registry.weights_file import load_weights, sha256_file
+
+import zoo_core
+from zoo_core import plugins
+from zoo_core.cli import main
+from zoo_core.errors import UnknownNameError, UsageError, WeightsError
+
+KWARGS = {"num_classes": 3, "input_size": 16}
+LABELS = ["cat", "dog", "bird"]
+PREPROCESSING = {"input_size": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+def tiny_model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return zoo_core.create_model("simplecnn", **KWARGS).eval()
+
+
+def publish(tag: str, seed: int = 0, **options) -> store.PublishedEntry:
+    options.setdefault("metrics", {"top1": 91.5, "top5": 100.0})
+    options.setdefault("training", {"dataset": "digits", "epochs": 1, "lr": 1e-3, "seed": seed})
+    return store.publish(
+        tiny_model(seed), model_name="cnn:simplecnn", tag=tag, model_kwargs=KWARGS, labels=LABELS,
+        preprocessing=PREPROCESSING, **options,
+    )  # fmt: skip
+
+
+def outputs(model: torch.nn.Module) -> torch.Tensor:
+    torch.manual_seed(123)
+    with torch.no_grad():
+        return model.eval()(torch.randn(4, 3, 16, 16))
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rewrite_weights(entry: store.PublishedEntry, tensors: dict[str, torch.Tensor]) -> None:
+    """Replace an entry's weights with other (valid safetensors) tensors, keeping its checksum honest."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(entry.weights_path), metadata={"format": "pt"})
+    config = json.loads((entry.path / "config.json").read_text())
+    config["sha256"] = sha256_file(entry.weights_path)
+    (entry.path / "config.json").write_text(json.dumps(config))
+    plugins.reset()
+
+
+# -- publish and load back -----------------------------------------------------------------------------
+
+
+def test_published_weights_load_back_by_tag_with_identical_outputs(zoo_home):
+    original = tiny_model(seed=7)
+    entry = store.publish(
+        original, model_name="simplecnn", tag="digits-v1", model_kwargs=KWARGS, labels=LABELS,
+        preprocessing=PREPROCESSING, metrics={"top1": 91.5}, training={"dataset": "digits", "epochs": 1},
+    )  # fmt: skip
+    assert entry.path == zoo_home / "registry" / "cnn" / "simplecnn" / "digits-v1"
+    assert sorted(p.name for p in entry.path.iterdir()) == ["README.md", "config.json", "metrics.json",
+                                                            "model.safetensors"]  # fmt: skip
+
+    for model in (zoo_core.create_model("simplecnn", pretrained="digits-v1"),
+                  zoo_core.create_model("cnn:simplecnn.digits-v1")):  # fmt: skip
+        assert torch.equal(outputs(model), outputs(original))
+        assert model.zoo_spec["tag"] == "digits-v1" and model.zoo_spec["num_classes"] == 3
+
+    config = json.loads((entry.path / "config.json").read_text())
+    assert config["architecture"] == "cnn:simplecnn"
+    assert config["model_kwargs"] == KWARGS and config["labels"] == LABELS and config["num_classes"] == 3
+    assert config["preprocessing"] == PREPROCESSING
+    assert config["sha256"] == sha256_file(entry.weights_path)
+    assert config["size_bytes"] == entry.weights_path.stat().st_size
+    assert config["zoo_version"] == zoo_core.__version__ and config["created"].endswith("Z")
+    assert config["training"] == {"dataset": "digits", "epochs": 1}
+    assert json.loads((entry.path / "metrics.json").read_text()) == {"top1": 91.5}
+
+    from safetensors import safe_open
+
+    with safe_open(str(entry.weights_path), "pt") as f:
+        assert f.metadata()["format"] == "pt"
+        assert set(f.keys()) == set(original.state_dict())
+
+
+def test_model_card_has_hub_front_matter_and_a_usage_snippet():
+    entry = publish("card", metrics={"top1": 88.25, "top5": 99.5})
+    text = (entry.path / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["library_name"] == "zoo" and meta["datasets"] == ["digits"]
+    assert "image-classification" in meta["tags"]
+    result = meta["model-index"][0]["results"][0]
+    assert result["dataset"]["name"] == "digits"
+    assert {"type": "accuracy", "value": 88.25, "name": "Top-1 accuracy"} in result["metrics"]
+    assert 'create_model("simplecnn", pretrained="card")' in text
+    assert "zoo eval simplecnn.card --dataset digits" in text
+    assert all(label in text for label in LABELS) and entry.sha256 in text
+
+
+def test_update_metrics_merges_and_rerenders_the_card():
+    publish("bench", metrics={"top1": 80.0, "benchmark": {"cpu": {"samples_per_sec": 10.0}}})
+    new = {"top5": 97.0, "benchmark": {"cuda": {"samples_per_sec": 9.0}}}
+    store.update_metrics("simplecnn", "bench", new)
+    entry = store.get("simplecnn", "bench")
+    speeds = {"cpu": {"samples_per_sec": 10.0}, "cuda": {"samples_per_sec": 9.0}}
+    assert entry.metrics == {"top1": 80.0, "top5": 97.0, "benchmark": speeds}
+    assert "Top-5 accuracy" in (entry.path / "README.md").read_text()
+    assert zoo_core.model_info("simplecnn", stats=False)["pretrained"]["bench"]["metrics"]["top5"] == 97.0
+    with pytest.raises(UnknownNameError, match="simplecnn.nope"):
+        store.update_metrics("simplecnn", "nope", {"top1": 1.0})
+
+
+def test_publish_refuses_what_could_not_be_loaded_back():
+    with pytest.raises(UsageError, match="invalid tag"):
+        publish("bad/tag")
+    with pytest.raises(UsageError, match="4 labels for a model with 3 classes"):
+        store.publish(tiny_model(), model_name="simplecnn", tag="x", model_kwargs=KWARGS,
+                      labels=[*LABELS, "fish"], preprocessing={})  # fmt: skip
+    with pytest.raises(WeightsError, match="does not fit these weights.*wrong shapes: classifier"):
+        store.publish(tiny_model(), model_name="simplecnn", tag="x", model_kwargs={"num_classes": 3},
+                      labels=LABELS, preprocessing={})  # fmt: skip
+    with pytest.raises(UnknownNameError):
+        store.publish(tiny_model(), model_name="cnn:nosuchnet", tag="x", model_kwargs=KWARGS, labels=LABELS,
+                      preprocessing={})  # fmt: skip
+    assert store.list_entries() == []
+
+
+# -- the catalogue and the CLI -------------------------------------------------------------------------
+
+
+def test_zoo_list_pretrained_shows_published_tags(capsys):
+    publish("a1")
+    publish("b2", seed=1)
+    code, out, _ = run_cli(capsys, "list", "simplecnn", "--pretrained", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["qualified"] == "cnn:simplecnn" and row["pretrained"] == ["a1", "b2"]
+    assert zoo_core.list_models("simple*", pretrained=True) == ["simplecnn"]
+
+
+def test_registry_cli_list_show_remove(capsys, zoo_home):
+    code, out, _ = run_cli(capsys, "registry", "list", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    entry = publish("mine")
+    publish("other", seed=3)
+
+    code, out, _ = run_cli(capsys, "registry", "list", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["ref"] for r in rows] == ["cnn:simplecnn.mine", "cnn:simplecnn.other"]
+    assert rows[0]["sha256"] == entry.sha256 and rows[0]["metrics"]["top1"] == 91.5
+    code, out, _ = run_cli(capsys, "registry", "list")
+    assert code == 0 and "cnn:simplecnn.mine" in out and "2 entries" in out
+
+    code, out, _ = run_cli(capsys, "registry", "show", "simplecnn.mine", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["config"]["labels"] == LABELS and "model.safetensors" in shown["files"]
+    code, out, _ = run_cli(capsys, "registry", "show", "cnn:simplecnn.mine")
+    assert code == 0 and entry.sha256 in out and "cat, dog, bird" in out
+
+    code, _, err = run_cli(capsys, "registry", "show", "simplecnn.mien")
+    assert code == 2 and err.strip() == ("zoo: error: unknown registry entry 'cnn:simplecnn.mien'; "
+                                         "did you mean cnn:simplecnn.mine?")  # fmt: skip
+    code, _, err = run_cli(capsys, "registry", "show", "simplecnn")
+    assert code == 2 and "expected MODEL.TAG" in err
+
+    code, _, err = run_cli(capsys, "registry", "remove", "simplecnn.mine")
+    assert code == 2 and "add --yes" in err and entry.path.is_dir()
+    code, out, _ = run_cli(capsys, "registry", "remove", "simplecnn.mine", "--yes")
+    assert code == 0 and "removed cnn:simplecnn.mine" in out and not entry.path.exists()
+    code, _, err = run_cli(capsys, "registry", "remove", "simplecnn.mine", "--yes")
+    assert code == 2 and "unknown registry entry" in err
+    assert [e.tag for e in store.list_entries()] == ["other"]
+    assert zoo_core.model_info("simplecnn", stats=False)["pretrained"].keys() == {"other"}
+    with pytest.raises(UnknownNameError):
+        zoo_core.create_model("simplecnn", pretrained="mine")
+
+
+def test_a_broken_entry_is_skipped_with_a_warning_and_the_rest_still_load(capsys):
+    good = publish("good")
+    bad = publish("bad", seed=1)
+    (bad.path / "config.json").write_text("{ not json")
+    plugins.reset()
+    code, out, err = run_cli(capsys, "list", "simplecnn", "--pretrained", "--json")
+    assert code == 0 and json.loads(out)[0]["pretrained"] == ["good"]
+    assert f"zoo: warning: registry entry {bad.path} skipped" in err
+    assert torch.equal(outputs(zoo_core.create_model("simplecnn", pretrained="good")), outputs(tiny_model()))
+    with pytest.raises(WeightsError, match="broken entry"):
+        store.get("simplecnn", "bad")
+    assert [e.tag for e in store.list_entries()] == [good.tag]
+
+
+def test_listing_reads_json_only_and_imports_no_torch(zoo_home):
+    publish("fast")
+    plugins.get_catalogue()  # warm the catalogue cache, as any earlier zoo command does
+    code = "import sys, zoo_core; print(zoo_core.get_catalogue().get('model', 'simplecnn').pretrained['fast']['source'], 'torch' in sys.modules)"  # noqa: E501
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["local", "False"]
+
+
+# -- damaged or mismatched weights ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip-byte"])
+def test_damaged_weights_are_refused_by_checksum(damage):
+    entry = publish("damaged")
+    data = bytearray(entry.weights_path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[-10] ^= 0xFF  # inside the last tensor: the file still parses, only the checksum can tell
+    entry.weights_path.write_bytes(bytes(data))
+    expected = f"{entry.weights_path}: checksum mismatch (file is corrupted or was changed)"
+    with pytest.raises(WeightsError) as info:
+        zoo_core.create_model("simplecnn", pretrained="damaged")
+    assert str(info.value) == expected
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        store.load_into(tiny_model(), store.get("simplecnn", "damaged"))
+
+
+def test_missing_unexpected_and_misshaped_keys_are_one_error_naming_the_file():
+    entry = publish("keys")
+    state = {k: v.clone() for k, v in tiny_model().state_dict().items()}
+
+    rewrite_weights(entry, {k: v for k, v in state.items() if not k.startswith("classifier")})
+    with pytest.raises(WeightsError) as info:
+        zoo_core.create_model("simplecnn", pretrained="keys")
+    msg = str(info.value)
+    assert msg.startswith(f"{entry.weights_path}: does not fit SimpleCNN: 4 missing keys: classifier.1.")
+    assert "\n" not in msg
+
+    rewrite_weights(entry, {**state, "head.extra": torch.zeros(2), "head.more": torch.zeros(1)})
+    with pytest.raises(WeightsError, match=r"safetensors: does not fit SimpleCNN: 2 unexpected keys: head"):
+        zoo_core.create_model("simplecnn", pretrained="keys")
+
+    rewrite_weights(entry, {**state, "classifier.4.weight": torch.ones(5, 512),
+                            "classifier.4.bias": torch.ones(5)})
+    with pytest.raises(WeightsError) as info:
+        zoo_core.create_model("simplecnn", pretrained="keys")
+    assert "2 wrong shapes: classifier.4.weight (file [5, 512], model [3, 512])" in str(info.value)
+
+
+def test_pickle_checkpoints_are_refused_without_unpickling(tmp_path, monkeypatch):
+    entry = publish("pickled")
+    model = tiny_model()
+    torch.save(model.state_dict(), entry.weights_path)  # someone swaps in a torch.save checkpoint
+    legacy = tmp_path / "legacy.pth"
+    torch.save(model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    with pytest.raises(WeightsError, match=r"model.safetensors: is a pickle checkpoint, not safetensors"):
+        zoo_core.create_model("simplecnn", pretrained="pickled")
+    with pytest.raises(WeightsError, match=r"legacy.pth: is a pickle checkpoint"):
+        load_weights(model, legacy)
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(WeightsError, match="junk.safetensors: not a valid safetensors file"):
+        load_weights(model, tmp_path / "junk.safetensors")
+
+
+# -- overwriting, concurrency, crashes ---------------------------------------------------------------------
+
+
+def test_overwrite_needs_the_flag_and_replaces_the_entry_whole(zoo_home):
+    first = publish("v")
+    with pytest.raises(UsageError, match=r"cnn:simplecnn.v is already published .*overwrite"):
+        publish("v", seed=1)
+    assert store.get("simplecnn", "v").sha256 == first.sha256
+    assert torch.equal(outputs(zoo_core.create_model("simplecnn", pretrained="v")), outputs(tiny_model(0)))
+
+    second = publish("v", seed=1, overwrite=True, metrics={"top1": 50.0})
+    assert second.sha256 != first.sha256 and store.get("simplecnn", "v").metrics == {"top1": 50.0}
+    assert torch.equal(outputs(zoo_core.create_model("simplecnn", pretrained="v")), outputs(tiny_model(1)))
+    registry = zoo_home / "registry"
+    assert sorted(os.listdir(registry / "cnn" / "simplecnn")) == ["v"]  # nothing left aside
+    assert os.listdir(registry / ".staging") == []
+
+
+def test_a_failure_mid_publish_leaves_the_old_entry_and_no_debris(monkeypatch, zoo_home):
+    old = publish("keep")
+    import zoo_registry.model_card
+
+    def broken_render(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zoo_registry.model_card, "render", broken_render)
+    with pytest.raises(OSError, match="disk full"):
+        publish("keep", seed=1, overwrite=True)
+    assert store.get("simplecnn", "keep").sha256 == old.sha256 == sha256_file(old.weights_path)
+    assert os.listdir(zoo_home / "registry" / ".staging") == []
+    assert torch.equal(outputs(zoo_core.create_model("simplecnn", pretrained="keep")), outputs(tiny_model(0)))
+
+
+def _publish_worker(tag: str, seed: int, overwrite: bool, barrier, results) -> None:
+    """Child process: build the model, wait for the others, then publish at the same moment."""
+    model = tiny_model(seed)
+    store.qualify("simplecnn")  # load the catalogue before the race, so the publishes really overlap
+    barrier.wait(timeout=120)
+    try:
+        entry = store.publish(model, model_name="simplecnn", tag=tag, model_kwargs=KWARGS, labels=LABELS,
+                              preprocessing=PREPROCESSING, overwrite=overwrite)  # fmt: skip
+        results.put((tag, seed, "ok", entry.sha256))
+    except zoo_core.ZooError as e:
+        results.put((tag, seed, "error", str(e)))
+
+
+def _race(jobs: list[tuple[str, int, bool]]) -> list[tuple[str, int, str, str]]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(len(jobs)), ctx.Queue()
+    procs = [ctx.Process(target=_publish_worker, args=(*job, barrier, results)) for job in jobs]
+    for p in procs:
+        p.start()
+    out: list[tuple[str, int, str, str]] = []
+    deadline = time.monotonic() + 300
+    while len(out) < len(procs):
+        try:
+            out.append(results.get(timeout=1))
+        except queue.Empty:
+            died = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not died and time.monotonic() < deadline, f"a publisher died or hung: exit codes {died}"
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return sorted(out)
+
+
+def test_concurrent_publishes_leave_complete_loadable_entries(zoo_home):
+    """Four processes publish at once: two replace one tag, two race to create another (no overwrite)."""
+    publish("other")  # already saved: must survive the race untouched
+    before = store.get("simplecnn", "other").sha256
+    results = _race([("same", 1, True), ("same", 2, True), ("once", 3, False), ("once", 4, False)])
+
+    assert [r[2] for r in results if r[0] == "same"] == ["ok", "ok"], results
+    assert sorted(r[2] for r in results if r[0] == "once") == ["error", "ok"], results
+    (error,) = [r[3] for r in results if r[2] == "error"]
+    assert "cnn:simplecnn.once is already published" in error
+    entries = {e.tag: e for e in store.list_entries()}
+    assert sorted(entries) == ["once", "other", "same"]
+    assert entries["other"].sha256 == before
+    plugins.reset()  # this process loaded its catalogue before the others published
+    for tag in ("same", "once"):
+        (seed,) = [seed for t, seed, status, sha in results if t == tag and sha == entries[tag].sha256]
+        assert sha256_file(entries[tag].weights_path) == entries[tag].sha256  # one complete entry, not a mix
+        assert torch.equal(outputs(zoo_core.create_model("simplecnn", pretrained=tag)), outputs(tiny_model(seed)))
+    assert os.listdir(zoo_home / "registry" / ".staging") == []
+    assert sorted(os.listdir(zoo_home / "registry" / "cnn" / "simplecnn")) == ["once", "other", "same"]
+
+
+def _crash_between_renames(tag: str) -> None:
+    """Child process: replace ``tag`` but die (as if killed) right after the old entry was renamed aside."""
+    real_rename = os.rename
+
+    def rename(src, dst):
+        real_rename(src, dst)
+        if Path(dst).name == f".{tag}.old":
+            os._exit(9)
+
+    os.rename = rename
+    publish(tag, seed=5, overwrite=True)
+
+
+def test_a_process_killed_mid_replace_loses_nothing(zoo_home):
+    old = publish("crash")
+    proc = multiprocessing.get_context("spawn").Process(target=_crash_between_renames, args=("crash",))
+    proc.start()
+    proc.join(timeout=180)
+    assert proc.exitcode == 9
+    assert not old.path.exists()  # the kill came between the two renames
+
+    # The next reader puts the old entry back: it is listed, loads and still matches its checksum.
+    plugins.reset()
+    assert torch.equal(outputs(zoo_core.create_model("simplecnn", pretrained="crash")), outputs(tiny_model()))
+    assert store.get("simplecnn", "crash").sha256 == old.sha256 == sha256_file(old.weights_path)
+    assert sorted(os.listdir(old.path.parent)) == ["crash"]
+    publish("crash", seed=6, overwrite=True)
+    assert torch.equal(outputs(zoo_core.create_model("simplecnn.crash")), outputs(tiny_model(6)))
