@@ -18,6 +18,10 @@ from zoo_core.errors import ZooError
 # name -> "module:attribute"; these commands import torch, so they load only when used.
 LAZY_COMMANDS: dict[str, str] = {
     "registry": "zoo_core.cli_registry:registry",
+    "benchmark": "zoo_core.cli_benchmark:benchmark",
+    "train": "zoo_core.cli_train:train_cmd",
+    "eval": "zoo_core.cli_train:eval_cmd",
+    "datasets": "zoo_core.cli_train:datasets_cmd",
 }
 
 

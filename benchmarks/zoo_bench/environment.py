@@ -1,0 +1,70 @@
+"""The environment a figure was measured in, recorded with every result (no host name, no user)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shlex
+import sys
+from importlib import metadata
+from typing import Any
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would type it again: ``zoo benchmark ...``."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and os.path.basename(argv[0]) in ("zoo", "__main__.py", "cli.py"):
+        argv[0] = "zoo"
+    return shlex.join(argv)
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Device, library versions and date; the run's settings are added by the runner."""
+    import torch
+
+    env: dict[str, Any] = {
+        "device": device,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "timm": _version("timm"),
+        "zoo": _version("zoo"),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cpu_name": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    if device == "cpu":
+        env["device_name"] = env["cpu_name"]
+    else:
+        props = torch.cuda.get_device_properties(device)
+        env.update(
+            device_name=props.name,
+            device_capability=f"{props.major}.{props.minor}",
+            device_memory_gb=round(props.total_memory / 2**30, 1),
+            device_multiprocessors=props.multi_processor_count,
+        )
+    return env

@@ -1,0 +1,41 @@
+"""Throughput against accuracy (when every model has one) or against GMACs, as a picture file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from zoo_core.errors import UsageError
+
+
+def plot(records: list[dict[str, Any]], path: str | Path) -> str:
+    """Draw inference samples/s (log scale) against top-1 or GMACs; return what the x axis shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in records if (r.get("infer") or r.get("train")) and not r.get("error")]
+    if not points:
+        raise UsageError("--plot: no model was measured, so there is nothing to draw")
+    phase = "infer" if all(r.get("infer") for r in points) else "train"
+    by_accuracy = all((r.get("accuracy") or {}).get("top1") is not None for r in points)
+    xs = [r["accuracy"]["top1"] if by_accuracy else r["gmacs"] for r in points]
+    ys = [r[phase]["samples_per_sec"] for r in points]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.scatter(xs, ys, color="tab:blue")
+    for r, x, y in zip(points, xs, ys, strict=True):
+        ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_yscale("log")
+    if not by_accuracy and min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    xlabel = "top-1 accuracy (%)" if by_accuracy else "GMACs per sample"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{phase} samples/s")
+    env = points[0].get("environment") or {}
+    ax.set_title(f"{env.get('device_name', '')}, {env.get('precision', '')}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return xlabel

@@ -1,0 +1,111 @@
+"""Benchmarking a list of models: name checks, one process per model, progress, registry records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo_bench.settings import BenchSettings
+from zoo_core.errors import UsageError
+
+WILDCARDS = "*?["
+
+
+def expand_models(patterns: list[str]) -> list[str]:
+    """Wildcards -> matching catalogue names; exact names are checked (UnknownNameError suggests)."""
+    from zoo_core.plugins import get_catalogue
+
+    catalogue = get_catalogue()
+    found: list[str] = []
+    for pattern in patterns:
+        if any(c in pattern for c in WILDCARDS):
+            entries = catalogue.find("model", [pattern])
+            if not entries:
+                raise UsageError(f"no model matches '{pattern}'; see `zoo list`")
+            found += [e.name if catalogue.is_default("model", e) else e.qualified for e in entries]
+        else:
+            catalogue.resolve_model(pattern)
+            found.append(pattern)
+    return list(dict.fromkeys(found))
+
+
+def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
+    """Fail before anything runs on a device, precision or dataset request that cannot work."""
+    from zoo_bench.devices import check_precision, resolve_device
+    from zoo_core.models import resolve
+
+    for spec, settings in jobs:
+        device = resolve_device(settings.device)
+        check_precision(device, settings.precision)
+        _, tag = resolve(spec, settings.weights or False)
+        if settings.dataset and tag is None:
+            raise UsageError(f"--dataset measures the accuracy of trained weights: give --weights TAG or {spec}.TAG")
+        if settings.dataset:
+            from zoo_core.plugins import get_catalogue
+
+            get_catalogue().get("dataset", settings.dataset)
+
+
+def run_benchmarks(
+    jobs: list[tuple[str, BenchSettings]], isolate: bool | None = None, progress: bool | None = None
+) -> list[dict[str, Any]]:
+    """Benchmark each (model, settings) and return one record per model.
+
+    ``isolate`` (default: when there is more than one model) runs each in its own process. Records
+    with an accuracy of weights in the local registry are also written into that entry's metrics.
+    """
+    from zoo_bench.progress import ProgressDisplay
+
+    check_run(jobs)
+    isolate = len(jobs) > 1 if isolate is None else isolate
+    records = []
+    with ProgressDisplay(len(jobs), progress) as display:
+        for spec, settings in jobs:
+            if isolate:
+                from zoo_bench.worker import run_in_subprocess
+
+                record = run_in_subprocess(spec, settings, display.update)
+            else:
+                from zoo_bench.measure import measure
+
+                record = measure(spec, settings, display.update)
+            if record.get("accuracy") and record.get("tag"):
+                record["registry"] = record_in_registry(record)
+            records.append(record)
+            display.model_done()
+    return records
+
+
+def registry_metrics(record: dict[str, Any]) -> dict[str, Any]:
+    """What a benchmark adds to a registry entry's metrics: accuracy and speed, keyed by device and
+    precision so that runs on other devices are kept beside it."""
+    env = record["environment"]
+    infer = record.get("infer") or {}
+    summary = {
+        **record["accuracy"],
+        "infer_samples_per_sec": infer.get("samples_per_sec"),
+        "infer_step_time_ms": infer.get("step_time_ms"),
+        "infer_batch_size": infer.get("batch_size"),
+        "img_size": env.get("img_size"),
+        "gmacs": record.get("gmacs"),
+        "environment": {k: env.get(k) for k in (
+            "device_name", "precision", "tf32", "channels_last", "compile", "torch", "cuda", "cudnn", "date",
+            "command",
+        )},
+    }  # fmt: skip
+    return {"benchmark": {f"{env['device_name']} {env['precision']}": summary}}
+
+
+def record_in_registry(record: dict[str, Any]) -> str:
+    """Merge the record's accuracy and speed into its local registry entry; say what happened."""
+    from zoo_core.errors import UnknownNameError
+
+    try:
+        from zoo_registry.store import get, update_metrics
+    except ImportError:
+        return "not recorded: the registry is not installed"
+    try:
+        get(record["qualified"], record["tag"])
+    except UnknownNameError:
+        return "not recorded: not an entry of the local registry"
+    update_metrics(record["qualified"], record["tag"], registry_metrics(record))
+    return "recorded"

@@ -1,0 +1,89 @@
+"""Training checkpoints as one safetensors file: model and optimizer tensors, the rest as JSON in the
+header. Never pickle, and written atomically, so a run killed at any moment resumes from a whole file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo_core.training import TrainingError
+
+META_KEY = "zoo_checkpoint"
+
+
+def _cpu(tensor: Any, seen: set[int]) -> Any:
+    out = tensor.detach().to("cpu").contiguous()
+    ptr = out.untyped_storage().data_ptr()
+    if ptr in seen and out.numel():  # safetensors refuses tensors sharing storage
+        out = out.clone()
+    seen.add(out.untyped_storage().data_ptr())
+    return out
+
+
+def save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    """Write model + optimizer state and ``state`` (JSON-able) to ``path`` atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    seen: set[int] = set()
+    tensors = {f"model.{k}": _cpu(v, seen) for k, v in model.state_dict().items()}
+    optim = optimizer.state_dict()
+    values: dict[str, dict[str, Any]] = {}
+    for pid, slots in optim["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = _cpu(value, seen)
+            else:
+                values.setdefault(str(pid), {})[key] = value
+    header = {**state, "optimizer": {"param_groups": optim["param_groups"], "values": values,
+                                     "slots": sorted(str(p) for p in optim["state"])}}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(header)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore ``model`` and ``optimizer`` from ``path``; return the saved state."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            header = json.loads(f.metadata()[META_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        optim = header.pop("optimizer")
+        state: dict[int, dict[str, Any]] = {int(p): dict(optim["values"].get(p, {})) for p in optim["slots"]}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, pid, slot = key.split(".", 2)
+                state[int(pid)][slot] = value
+        optimizer.load_state_dict({"state": state, "param_groups": optim["param_groups"]})
+        _match_layout(optimizer)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainingError(f"cannot resume from {path} ({msg}); start again with --overwrite") from None
+    return header
+
+
+def _match_layout(optimizer: Any) -> None:
+    """Give each per-parameter state tensor its parameter's memory layout (channels_last included).
+
+    The checkpoint stores contiguous tensors; fused Adam walks a parameter and its moments as flat memory,
+    so a channels_last weight with contiguous moments would be updated with the wrong moments.
+    """
+    import torch
+
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            slots = optimizer.state.get(p, {})
+            for key, value in slots.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    slots[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)

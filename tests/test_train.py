@@ -1,0 +1,225 @@
+"""`zoo train`: train -> publish -> load -> evaluate, image folders, transfer learning, resume after
+kill -9, diverging losses, and trainers from third-party plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from test_datasets import write_image_folder
+from zoo_registry import store
+
+import zoo_core
+from zoo_core.cli import main
+from zoo_core.errors import UsageError
+from zoo_core.evaluation import evaluate_published
+from zoo_core.training import Reporter, runs_root, train
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_publish_load_eval_on_digits(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--epochs", "4", "--tag", "d4")
+    assert code == 0, err
+    assert "published simplecnn.d4" in out
+    assert [ln.split()[1] for ln in err.splitlines() if ln.startswith("epoch")] == ["1", "2", "3", "4"]
+
+    entry = store.get("simplecnn", "d4")
+    assert entry.config["model_kwargs"] == {"num_classes": 10, "in_chans": 1, "input_size": [8, 8]}
+    pre = entry.config["preprocessing"]
+    assert pre["input_size"] == [1, 8, 8] and len(pre["mean"]) == 1 and not pre["grayscale_to_rgb"]
+    metrics, training = entry.metrics, entry.config["training"]
+    assert metrics["top1"] > 80 and metrics["top5"] >= metrics["top1"]  # a real model, not chance (10%)
+    assert set(metrics["per_class_top1"]) == {str(i) for i in range(10)}
+    assert metrics["epochs"] == 4 and metrics["best_val_top1"] > 70 and metrics["train_images_per_s"] > 0
+    assert training["optimizer"] == "adam" and training["lr"] == 1e-3 and training["batch_size"] == 64
+    assert training["command"].startswith("zoo train simplecnn --dataset digits")
+    assert training["environment"]["torch"] == torch.__version__ and len(training["history"]) == 4
+
+    model = zoo_core.create_model("simplecnn", pretrained="d4")  # the published weights are a tag now
+    assert model.zoo_spec["tag"] == "d4"
+    report = evaluate_published("simplecnn.d4", "digits", device="cpu")
+    assert report["top1"] == metrics["top1"]  # evaluation sees the data exactly as training did
+    assert json.loads((runs_root() / "cnn-simplecnn-d4" / "run.json").read_text())["status"] == "finished"
+
+
+def test_imagefolder_with_grayscale_odd_sized_images_trains_and_evals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_image_folder(tmp_path / "shapes", size=(13, 11), per_class=24,
+                              odd={"train/top/001.png": (30, 17), "test/top/002.png": (6, 6)})  # fmt: skip
+    code, out, err = run_cli(capsys, "train", "improvedcnn", "--dataset", "imagefolder", "--data-dir", str(root),
+                             "--epochs", "3", "--augment", "standard", "--tag", "shapes")  # fmt: skip
+    assert code == 0, err
+    config = store.get("improvedcnn", "shapes").config
+    assert config["model_kwargs"] == {"num_classes": 2, "in_chans": 1, "input_size": [13, 11]}
+    assert config["labels"] == ["bottom", "top"]
+    code, out, err = run_cli(capsys, "eval", "improvedcnn.shapes", "--dataset", "imagefolder",
+                             "--data-dir", str(root), "--json")  # fmt: skip
+    report = json.loads(out)
+    assert code == 0 and report["num_samples"] == 24 and report["top1"] >= 75  # an easy task, learnt
+
+
+def test_transfer_learning_new_head_and_frozen_backbone(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "simplecnn", "--dataset", "digits", "--epochs", "1", "--tag", "base"]) == 0
+    # Five classes of synthetic 8x8 images: a new task, so a new 5-way head on the digits backbone.
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "synthetic", "--pretrained", "base",
+                           "--freeze-backbone", "--epochs", "1", "--tag", "tl", "--data-opt", "num_classes=5",
+                           "--data-opt", "image_size=8", "--data-opt", "channels=1",
+                           "--data-opt", "train_size=300", "--data-opt", "test_size=50")  # fmt: skip
+    assert code == 0, err
+    base = zoo_core.create_model("simplecnn", pretrained="base").state_dict()
+    tuned = zoo_core.create_model("simplecnn", pretrained="tl").state_dict()
+    assert tuned["classifier.4.weight"].shape == (5, 512)
+    for key in ("features.0.weight", "classifier.1.weight"):
+        assert torch.equal(base[key], tuned[key]), f"{key} moved although the backbone was frozen"
+    assert store.get("simplecnn", "tl").config["training"]["pretrained"] == "base"
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--freeze-backbone")
+    assert code == 2 and "needs --pretrained" in err
+
+
+def test_resume_after_kill_9_continues_the_epoch_count(capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = runs_root() / "cnn-simplecnn-killed"
+    checkpoint = run_dir / "checkpoint.safetensors"
+    cmd = [sys.executable, "-m", "zoo_core.cli", "train", "simplecnn", "--dataset", "digits", "--epochs", "5",
+           "--batch-size", "8", "--tag", "killed"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    output = proc.communicate()[0].decode()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed:\n{output}"
+    with safe_open(str(checkpoint), "pt") as f:
+        done = json.loads(f.metadata()["zoo_checkpoint"])["epoch"]
+    assert 1 <= done < 5
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    with pytest.raises(zoo_core.UnknownNameError):
+        store.get("simplecnn", "killed")
+
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--lr", "0.1", "--resume")
+    assert code == 2 and "--lr cannot change" in err
+    code, out, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--resume")  # the newest run
+    assert code == 0, err
+    assert f"continuing after epoch {done}" in err
+    epochs = [int(ln.split()[1]) for ln in err.splitlines() if ln.startswith("epoch")]
+    assert epochs == list(range(done + 1, 6))
+    entry = store.get("simplecnn", "killed")
+    assert [h["epoch"] for h in entry.config["training"]["history"]] == [1, 2, 3, 4, 5]
+    assert entry.metrics["epochs"] == 5 and entry.config["training"]["resumed_with"]
+
+
+class StopAfter(Reporter):
+    """Interrupts training right after the checkpoint of epoch ``n`` (a crash at the worst moment)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def epoch_end(self, stats: dict) -> None:
+        if stats["epoch"] == self.n:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_run_matches_an_uninterrupted_one() -> None:
+    options = dict(epochs=3, batch_size=32, augment="standard", data_options={"train_size": 400, "test_size": 80,
+                   "image_size": 16})  # fmt: skip
+    whole = train("simplecnn", "synthetic", tag="whole", **options)
+    with pytest.raises(KeyboardInterrupt):
+        train("simplecnn", "synthetic", tag="split", reporter=StopAfter(1), **options)
+    resumed = train("simplecnn", "synthetic", tag="split", resume=True, **options)
+    assert resumed.training["history"][1:] == [
+        {**h, "images_per_s": r["images_per_s"], "train_s": r["train_s"]}
+        for h, r in zip(whole.training["history"][1:], resumed.training["history"][1:], strict=True)
+    ]
+    assert resumed.metrics["top1"] == whole.metrics["top1"]
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--lr", "1e30", "--tag", "boom")
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("zoo: error: the loss became nan") and "--lr" in last and "Traceback" not in err
+    assert json.loads((runs_root() / "cnn-simplecnn-boom" / "run.json").read_text())["status"] == "failed"
+    with pytest.raises(zoo_core.UnknownNameError):
+        store.get("simplecnn", "boom")
+
+
+TRAINER_PLUGIN = '''
+from zoo_core import hookimpl
+
+
+@hookimpl
+def zoo_register_trainers(register):
+    register("onepass", one_pass, description="one epoch of plain SGD")
+    register("broken", broken, description="corrupts the weights")
+
+
+def one_pass(job):
+    import torch
+    from zoo_core.datasets import batches
+
+    optimizer = torch.optim.SGD(job.params, lr=0.05)
+    job.train_mode()
+    seen = 0
+    for images, labels in batches(job.train, 32, shuffle=True, generator=torch.Generator().manual_seed(0)):
+        logits = job.model(job.train_pipeline(images, train=True))
+        loss = torch.nn.functional.cross_entropy(logits, labels.to(job.device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        seen += len(labels)
+    return {"epochs": 1, "history": [{"epoch": 1, "seen": seen}], "loss": "cross_entropy"}
+
+
+def broken(job):
+    import torch
+
+    with torch.no_grad():
+        next(job.model.parameters()).fill_(float("nan"))
+    return {"epochs": 1}
+'''
+
+
+def test_trainer_from_a_third_party_plugin(plugin_path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin_path("zoo-onepass", "onepass", "zoo_onepass_plugin", TRAINER_PLUGIN)
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--trainer", "onepass",
+                           "--tag", "op")  # fmt: skip
+    assert code == 0, err
+    entry = store.get("simplecnn", "op")
+    assert entry.config["training"]["trainer"] == "onepass:onepass"
+    assert entry.config["training"]["history"] == [{"epoch": 1, "seen": 1294}] and entry.metrics["epochs"] == 1
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--trainer", "broken")
+    assert code == 1 and "non-finite weights" in err
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--trainer", "onepas")
+    assert code == 2 and "unknown trainer 'onepas'" in err and "onepass" in err
+
+
+def test_settings_are_checked_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    store.publish(zoo_core.create_model("simplecnn", num_classes=10, in_chans=1, input_size=8),
+                  model_name="simplecnn", tag="taken", labels=[str(i) for i in range(10)],
+                  model_kwargs={"num_classes": 10, "in_chans": 1, "input_size": [8, 8]},
+                  preprocessing={"input_size": [1, 8, 8], "mean": [0.3], "std": [0.4]})  # fmt: skip
+    for args, message in [
+        (["--tag", "taken"], "already published"),
+        (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "--device cuda"),
+        (["--epochs", "0"], "--epochs"),
+        (["--data-opt", "nope"], "KEY=VALUE"),
+        (["--resume", "--tag", "never"], "no run"),
+    ]:
+        code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", *args)
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+    assert not (runs_root() / "cnn-simplecnn-taken").exists()
+    with pytest.raises(UsageError, match="unknown model"):
+        train("simplecnnn", "digits")

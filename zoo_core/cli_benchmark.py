@@ -1,0 +1,162 @@
+"""``zoo benchmark``: throughput, latency, memory, compute and accuracy of catalogue models."""
+
+from __future__ import annotations
+
+import fnmatch
+import shlex
+from typing import Any
+
+import click
+from click.core import ParameterSource
+from zoo_bench.devices import PRECISIONS
+from zoo_bench.settings import COMPILE_MODES, MODES, PRESETS, BenchSettings
+
+from zoo_core.cli import echo_json
+from zoo_core.errors import UsageError
+
+# command-line parameter -> BenchSettings field
+SETTINGS_PARAMS = {
+    "device": "device", "mode": "mode", "batch_size": "batch_size", "img_size": "img_size",
+    "precision": "precision", "channels_last": "channels_last", "compile_": "compile",
+    "compile_mode": "compile_mode", "warmup": "warmup", "iters": "iters", "weights": "weights",
+    "dataset": "dataset", "data_dir": "data_dir",
+}  # fmt: skip
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def _command(ctx: click.Context) -> str:
+    """The command as typed, rebuilt from the options given (recorded with every result)."""
+    words = ["zoo", "benchmark"]
+    for param in ctx.command.params:
+        if not param.name or not _explicit(ctx, param.name):
+            continue
+        value = ctx.params[param.name]
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if isinstance(param, click.Argument):
+            words += list(value)
+        elif getattr(param, "is_flag", False):
+            words.append(flag if value else next((o for o in param.secondary_opts), flag))
+        elif getattr(param, "multiple", False):
+            for v in value:
+                words += [flag, str(v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: str | None) -> list[tuple[str, Any]]:
+    """(model, settings) pairs: device defaults < suite < the suite's model entry < preset < options."""
+    from zoo_bench.runner import expand_models
+
+    given = {field: ctx.params[param] for param, field in SETTINGS_PARAMS.items() if _explicit(ctx, param)}
+    preset_values = PRESETS[preset] if preset else {}
+    base = {field: ctx.params[param] for param, field in SETTINGS_PARAMS.items()}
+    command = _command(ctx)
+    if suite:
+        from zoo_bench.suites import load_suite
+
+        suite_settings, models = load_suite(suite)
+        if patterns:
+            models = [(m, own) for m, own in models if any(fnmatch.fnmatchcase(m, p) for p in patterns)]
+            if not models:
+                raise UsageError(f"no model of suite '{suite}' matches {' '.join(patterns)}")
+        jobs = []
+        for model, own in models:
+            values = {**base, **suite_settings, **own, **preset_values, **given, "command": command}
+            jobs.append((model, BenchSettings.from_dict(values)))
+        expand_models([m for m, _ in jobs])  # unknown names fail before anything runs
+        return jobs
+    if not patterns:
+        from zoo_bench.suites import available
+
+        raise UsageError(f"give --model NAME (wildcards allowed) or --suite NAME (one of: {', '.join(available())})")
+    settings = BenchSettings.from_dict({**base, **preset_values, **given, "command": command})
+    return [(model, settings) for model in expand_models(patterns)]
+
+
+@click.command("benchmark")
+@click.argument("more_models", nargs=-1, metavar="[MODEL]...")
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    metavar="PATTERN",
+    help="Model name or wildcard ('resnet*', 'timm:efficientnet_b?'); repeat it or list several.",
+)
+@click.option("--suite", metavar="NAME|FILE", help="Run a suite from benchmarks/suites (with --model: only those).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--mode", type=click.Choice(MODES), default="infer", show_default=True)
+@click.option("-b", "--batch-size", type=int, help="Batch size  [default: 256 on a GPU, 16 on a CPU]")
+@click.option("--img-size", type=int, help="Image side  [default: the model's (or its weights') input size]")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="fp32 (TF32 off), tf32, or bf16/fp16 autocast.",
+)
+@click.option("--channels-last", is_flag=True, help="NHWC memory layout for the model and its input.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option(
+    "--compile-mode",
+    type=click.Choice(COMPILE_MODES),
+    default="default",
+    show_default=True,
+    help="torch.compile mode; reduce-overhead and max-autotune use CUDA graphs.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    help="best: bf16 + channels_last + torch.compile with CUDA graphs; options override it.",
+)
+@click.option("--warmup", type=int, help="Warm-up steps  [default: 10 on a GPU, 3 on a CPU]")
+@click.option("--iters", type=int, help="Timed steps  [default: enough for ~2 s on a GPU (50+), ~10 s on a CPU (8+)]")
+@click.option("--weights", metavar="TAG", help="Pretrained tag to load (needed for --dataset).")
+@click.option("--dataset", metavar="NAME", help="Also measure top-1/top-5 on this dataset's test split.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset lives, if it needs one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write timm-compatible CSV here.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    help="Draw samples/s against top-1 (or GMACs) into this picture file.",
+)
+@click.option(
+    "--isolate/--no-isolate", default=None, help="One process per model  [default: when there are several models]"
+)
+@click.pass_context
+def benchmark(ctx: click.Context, more_models: tuple[str, ...], models: tuple[str, ...], suite: str | None,
+              preset: str | None, as_json: bool, csv_path: str | None, plot_path: str | None,
+              isolate: bool | None, **_: Any) -> None:  # fmt: skip
+    """Measure samples/s, step time (median, p90), peak memory, GMACs, TFLOP/s and accuracy.
+
+    \b
+    zoo benchmark --model densenet121 --device cpu
+    zoo benchmark -m 'resnet*' --device cuda --preset best --csv results.csv
+    zoo benchmark --suite core --mode both --json > core.json
+    zoo benchmark simplecnn --weights mytag --dataset digits
+    """
+    from zoo_bench import writers
+    from zoo_bench.runner import run_benchmarks
+
+    patterns = [p for item in (*models, *more_models) for p in item.split(",") if p]
+    jobs = _jobs(ctx, patterns, suite, preset)
+    records = run_benchmarks(jobs, isolate=isolate)
+    if as_json:
+        echo_json(records)
+    else:
+        click.echo(writers.table(records))
+    if csv_path:
+        writers.write(csv_path, writers.to_csv(records))
+    if plot_path:
+        from zoo_bench.plot import plot
+
+        axis = plot(records, plot_path)
+        click.echo(f"plot ({axis}) written to {plot_path}", err=True)
+    if any(r.get("error") for r in records):
+        ctx.exit(1)
