@@ -393,3 +393,20 @@ def test_a_process_killed_mid_replace_loses_nothing(zoo_home):
     assert sorted(os.listdir(old.path.parent)) == ["crash"]
     publish("crash", seed=6, overwrite=True)
     assert torch.equal(outputs(zoo_core.create_model("simplecnn.crash")), outputs(tiny_model(6)))
+
+
+def test_weights_of_a_later_plugins_model_become_its_tags():
+    """The registry plugin loads before torchvision; its weights must still find torchvision's models."""
+    import torch
+
+    from zoo_core import create_model, plugins
+    from zoo_registry import store
+
+    model = create_model("resnet18", num_classes=3, in_chans=1).eval()
+    store.publish(model, model_name="resnet18", tag="gray3", model_kwargs={"num_classes": 3, "in_chans": 1},
+                  labels=["a", "b", "c"], preprocessing={"input_size": [1, 32, 32]})  # fmt: skip
+    plugins.reset()
+    assert plugins.get_catalogue().get("model", "resnet18").default_tag == "imagenet1k_v1"
+    loaded = create_model("resnet18.gray3").eval()
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(model(x), loaded(x))

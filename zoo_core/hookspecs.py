@@ -37,7 +37,11 @@ def zoo_register_datasets(register: Any) -> None:
 
 @hookspec
 def zoo_register_trainers(register: Any) -> None:
-    """Register trainers: ``register(name, factory, description=...)``; ``factory(**config)`` trains."""
+    """Register trainers: ``register(name, factory, description=...)``.
+
+    ``factory(job)`` trains ``job.model`` (a ``zoo_core.training.TrainJob``: model, data, pipelines,
+    device, config, reporter) and returns a dict of metrics.
+    """
 
 
 @hookspec

@@ -146,6 +146,8 @@ class PluginHost:
                         self._add_cached(kind, info, row)
             else:
                 self._load_live(info, write_cache=self.use_cache)
+        # Weights may belong to any plugin's models, so they are registered once every model is known.
+        for info in infos:
             if info.status == "ok" and any(h in info.hooks for h in LIVE_HOOKS):
                 self._run_live_hooks(info)
         self.plugin_list = infos

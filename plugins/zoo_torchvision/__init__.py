@@ -77,8 +77,19 @@ def weight_metadata(weights: Any) -> dict[str, Any]:
     }
 
 
-def build(arch: str, num_classes: int = 1000, pretrained: str | None = None, **kwargs: Any) -> Any:
+def build(
+    arch: str, num_classes: int = 1000, pretrained: str | None = None, in_chans: int = 3, **kwargs: Any
+) -> Any:
     """Build a torchvision model; with ``pretrained``, download (or reuse the torch hub cache) first."""
+    model = _build(arch, num_classes, pretrained, **kwargs)
+    if in_chans != 3:
+        from zoo_core.adapt import adapt_input_channels
+
+        adapt_input_channels(model, in_chans)
+    return model
+
+
+def _build(arch: str, num_classes: int, pretrained: str | None, **kwargs: Any) -> Any:
     import torchvision.models as tvm
 
     if arch == "inception_v3":
