@@ -398,9 +398,9 @@ def test_a_process_killed_mid_replace_loses_nothing(zoo_home):
 def test_weights_of_a_later_plugins_model_become_its_tags():
     """The registry plugin loads before torchvision; its weights must still find torchvision's models."""
     import torch
+    from zoo_registry import store
 
     from zoo_core import create_model, plugins
-    from zoo_registry import store
 
     model = create_model("resnet18", num_classes=3, in_chans=1).eval()
     store.publish(model, model_name="resnet18", tag="gray3", model_kwargs={"num_classes": 3, "in_chans": 1},
