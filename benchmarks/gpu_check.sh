@@ -5,8 +5,9 @@
 #   - densenet121 also in bf16 eager and, if time is left, with compile mode max-autotune;
 #   - timm's own benchmark.py against `zoo benchmark` on timm's densenet121, same settings (AMP, b256).
 # It prints one table (speed-up of best over AMP eager, achieved TFLOP/s and share of the datasheet
-# peak, peak memory) and leaves four files in $OUT: gpu_check.{md,json,csv,log}. Copy them into
-# benchmarks/results/ (e.g. as gpu_<card>.md/json/csv) and commit them.
+# peak, peak memory) and leaves four files in $OUT: gpu_check.{md,json,csv,log}, with each step's own
+# stdout and stderr in $OUT/steps/. Copy the four into benchmarks/results/ (e.g. as gpu_<card>.md/json/csv)
+# and commit them.
 #
 # With the device tool:  run(command="bash benchmarks/gpu_check.sh", timeout_s=560)
 # Anywhere else:         OUT=/tmp/gpu_out bash benchmarks/gpu_check.sh
@@ -25,13 +26,14 @@ START=$(date +%s)
 OUT=${OUT:-$PWD/benchmarks/results/gpu_check}
 PY=${PYTHON:-python3}
 WORK=$(mktemp -d /tmp/gpu_check.XXXXXX)
-mkdir -p "$OUT"
+STEPS="$OUT/steps" # what every step printed: only $OUT comes back from a device machine
+mkdir -p "$OUT" "$STEPS"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 export ZOO_HOME="$WORK/zoo_home" PYTHONUNBUFFERED=1
 
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 
-step() { # step NAME MIN_SECONDS CMD...: stdout -> $WORK/NAME.out, stderr -> $WORK/NAME.err
+step() { # step NAME MIN_SECONDS CMD...: stdout -> $STEPS/NAME.out, stderr -> $STEPS/NAME.err
   local name=$1 need=$2 t t0 rc
   shift 2
   t=$(left)
@@ -41,10 +43,10 @@ step() { # step NAME MIN_SECONDS CMD...: stdout -> $WORK/NAME.out, stderr -> $WO
   fi
   echo "== $name (at most $((t - 15))s): $*"
   t0=$(date +%s)
-  timeout -k 5 $((t - 15)) "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
+  timeout -k 5 $((t - 15)) "$@" >"$STEPS/$name.out" 2>"$STEPS/$name.err"
   rc=$?
   echo "   rc=$rc after $(($(date +%s) - t0))s"
-  [ $rc -eq 0 ] || tail -n 5 "$WORK/$name.err"
+  [ $rc -eq 0 ] || tail -n 5 "$STEPS/$name.err"
 }
 
 echo "== machine"
@@ -83,8 +85,9 @@ read -r -a BEST <<<"${BEST_ARGS:---preset best}"
 step amp_densenet121 30 "${ZOO[@]}" -m densenet121 "${AMP[@]}"
 step best_densenet121 60 "${ZOO[@]}" -m densenet121 "${BEST[@]}"
 step bf16_densenet121 30 "${ZOO[@]}" -m densenet121 --precision bf16
+# --wait-idle: compare_timm waits up to 300 s for quiet CPUs before each run, which this budget cannot afford
 step timm_densenet121 60 $PY benchmarks/compare_timm.py --device "$DEVICE" --precision fp16 --rounds 1 \
-  "${TIMM_ARGS[@]}" --out "$WORK/compare_timm_gpu.json" --markdown "$WORK/compare_timm_gpu.md"
+  --wait-idle 30 "${TIMM_ARGS[@]}" --out "$STEPS/compare_timm_gpu.json" --markdown "$STEPS/compare_timm_gpu.md"
 for m in ${MODELS:-resnet50 resnet18 efficientnet_b0 inception_v3 simplecnn improvedcnn}; do
   step "amp_$m" 25 "${ZOO[@]}" -m "$m" "${AMP[@]}"
   step "best_$m" 50 "${ZOO[@]}" -m "$m" "${BEST[@]}"
@@ -92,7 +95,7 @@ done
 step autotune_densenet121 200 "${ZOO[@]}" -m densenet121 "${BEST[@]}" --compile-mode max-autotune
 
 echo "== summary"
-$PY - "$WORK" "$OUT" <<'EOF'
+$PY - "$STEPS" "$OUT" <<'EOF'
 import json, sys
 from pathlib import Path
 

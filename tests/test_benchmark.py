@@ -150,6 +150,47 @@ def test_batch_decay_matches_timm():
         run_with_batch_decay(lambda b: (_ for _ in ()).throw(ValueError("bad")), 4, "cpu")
 
 
+def test_out_of_memory_on_a_gpu_frees_compiled_graphs_before_the_retry(monkeypatch):
+    """CUDA graphs hold a failed attempt's memory in a private pool that torch.cuda.empty_cache() cannot
+    release while the graphs live: without a compiler reset first, the smaller batches run out of memory too."""
+    import torch
+    import torch._dynamo  # noqa: F401 - loaded in every real run (FLOPs are counted first)
+    from zoo_bench.measure import run_with_batch_decay
+
+    events: list = []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: events.append("reset"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: events.append("empty_cache"))
+
+    def run(batch):
+        events.append(batch)
+        if batch > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {}
+
+    assert run_with_batch_decay(run, 4, "cuda:0")["batch_size"] == 2
+    assert events == [4, "reset", "empty_cache", 3, "reset", "empty_cache", 2]
+
+
+def test_peak_memory_under_cuda_graphs_includes_the_warmup_that_recorded_them(monkeypatch):
+    """A CUDA graph replay allocates nothing: its activations were allocated when the warm-up recorded it,
+    so a peak reset after the warm-up would report little more than the weights."""
+    import torch
+    from zoo_bench.memory import PeakMemory
+
+    calls: list = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    for cuda_graphs, expected in ((False, ["begin", "start", "reset"]), (True, ["begin", "reset", "start"])):
+        calls.clear()
+        meter = PeakMemory("cuda:0", cuda_graphs=cuda_graphs)
+        calls.append("begin")
+        meter.begin()
+        calls.append("start")
+        meter.start()
+        assert calls == expected, cuda_graphs
+    assert meter.method == "cuda_max_memory_allocated_with_warmup"
+
+
 def test_outputs_table_json_csv_and_plot(capsys, bench_models, tmp_path):
     from zoo_bench.writers import CSV_COLUMNS
 

@@ -206,6 +206,22 @@ def test_trainer_from_a_third_party_plugin(plugin_path, capsys: pytest.CaptureFi
     assert code == 2 and "unknown trainer 'onepas'" in err and "onepass" in err
 
 
+def test_bf16_is_checked_on_the_chosen_gpu_and_refused_where_only_emulated(monkeypatch) -> None:
+    from zoo_core.errors import DeviceError
+    from zoo_core.training import check_precision
+
+    # cuda:0 is an H100, cuda:1 a V100; torch.cuda.is_bf16_supported() says yes for both (it asks about the
+    # current device, and counts the V100's emulated bf16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpus = [("NVIDIA H100", (9, 0)), ("Tesla V100", (7, 0))]
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: gpus[torch.device(d).index][0])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: gpus[torch.device(d).index][1])
+    check_precision(torch.device("cuda:0"), "bf16")
+    check_precision(torch.device("cuda:1"), "fp32")
+    with pytest.raises(DeviceError, match="Tesla V100 has no native bf16"):
+        check_precision(torch.device("cuda:1"), "bf16")
+
+
 def test_settings_are_checked_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
     store.publish(zoo_core.create_model("simplecnn", num_classes=10, in_chans=1, input_size=8),
                   model_name="simplecnn", tag="taken", labels=[str(i) for i in range(10)],

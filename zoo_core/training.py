@@ -187,8 +187,11 @@ def check_precision(device: Any, precision: str) -> None:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "bf16":
         return
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise DeviceError(f"{torch.cuda.get_device_name(device)} cannot do bf16; use --precision fp32")
+    # Not torch.cuda.is_bf16_supported(): it asks about the current device, not this one, and says yes to
+    # the emulated bf16 of pre-Ampere GPUs, which is slower than fp32.
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
+        raise DeviceError(f"{torch.cuda.get_device_name(device)} has no native bf16 (it needs compute capability "
+                          "8.0+, Ampere or newer); use --precision fp32")  # fmt: skip
     # Without AVX512-BF16 or AMX torch emulates bf16 several times slower than fp32: refuse, don't mislead.
     if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         raise DeviceError("this CPU has no native bf16 (AVX512-BF16 or AMX); use --precision fp32")

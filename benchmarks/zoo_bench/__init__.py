@@ -18,8 +18,9 @@ How a figure is measured (the modules say why):
   inference under ``torch.inference_mode`` and training steps (SGD, as timm's benchmark.py), retry
   with timm's batch decay on out-of-memory, and report achieved TFLOP/s and the share of the
   device's datasheet peak (``peaks``; unknown on CPUs).
-- ``memory``: CUDA ``max_memory_allocated`` over the timed steps; on a CPU the peak resident set over
-  the timed steps above its level when the phase began, plus the weights (see the module).
+- ``memory``: CUDA ``max_memory_allocated`` over the timed steps (with CUDA graphs, over the whole phase:
+  replays allocate nothing); on a CPU the peak resident set over the timed steps above its level when the
+  phase began, plus the weights (see the module).
 - ``accuracy``: with ``--weights TAG --dataset D``, top-1/top-5 the way `zoo eval` measures them;
   ``runner`` then merges accuracy and speed, with their environment, into that registry entry.
 - ``worker``: several models run one process each (JSON over a temporary file, progress as JSON

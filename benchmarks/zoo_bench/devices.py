@@ -97,12 +97,17 @@ def synchronize(device: str) -> None:
 
 
 def empty_cache(device: str) -> None:
+    """Free what a failed attempt left: its compiled graphs first (CUDA graphs keep their memory in a private
+    pool that ``torch.cuda.empty_cache`` cannot release while they live), then its tensors and the cache."""
     import gc
+    import sys
 
+    import torch
+
+    if "torch._dynamo" in sys.modules:  # something may have been compiled; don't import it just to reset it
+        torch.compiler.reset()
     gc.collect()
     if device != "cpu":
-        import torch
-
         torch.cuda.empty_cache()
 
 
@@ -110,7 +115,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True for the allocation failures that a smaller batch can cure (CUDA and CPU allocators)."""
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError only from torch 2.5; the same class
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

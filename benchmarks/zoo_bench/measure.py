@@ -286,7 +286,7 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
             input_size=list(built.input_shape),
             gmacs=significant(built.flops / 2 / 1e9),
         )
-        meter = PeakMemory(device, tensor_mb(built.model))
+        meter = PeakMemory(device, tensor_mb(built.model), cuda_graphs=_uses_cudagraphs(settings))
         if "infer" in settings.modes:
             current = "infer"
             report = _Reporter(progress, spec, "infer")

@@ -1,12 +1,15 @@
 """Peak memory of a benchmark phase's timed steps: the weights plus everything the steps hold.
 
 CUDA: ``torch.cuda.max_memory_allocated`` over the timed steps (weights, optimizer state, activations
-and workspaces all live on the device). CPU has no allocator statistics, so it is read from the
-process: the peak resident set over the timed steps (Linux VmHWM, reset after the warm-up through
-/proc/self/clear_refs) minus the resident set when the phase began, plus the size of the weights and
-buffers. The phase begins after the model has already run once (its FLOPs are counted first), so the
-library code that a first run pages in is not counted. Where the reset is not allowed the lifetime
-peak (getrusage) is used and ``peak_mem_method`` says so.
+and workspaces all live on the device). With CUDA graphs it is taken over the whole phase, warm-up
+included: a replay does not go through the allocator (its memory was allocated, and counted, when the
+warm-up recorded the graph), so the timed steps alone would show little more than the weights.
+
+CPU has no allocator statistics, so it is read from the process: the peak resident set over the timed
+steps (Linux VmHWM, reset after the warm-up through /proc/self/clear_refs) minus the resident set when
+the phase began, plus the size of the weights and buffers. The phase begins after the model has already
+run once (its FLOPs are counted first), so the library code that a first run pages in is not counted.
+Where the reset is not allowed the lifetime peak (getrusage) is used and ``peak_mem_method`` says so.
 """
 
 from __future__ import annotations
@@ -45,27 +48,36 @@ def tensor_mb(model: Any) -> float:
 class PeakMemory:
     """``begin()`` when a phase starts, ``start()`` after its warm-up, ``peak_mb()`` after its timed steps."""
 
-    def __init__(self, device: str, static_mb: float = 0.0) -> None:
+    def __init__(self, device: str, static_mb: float = 0.0, cuda_graphs: bool = False) -> None:
         self.device = device
         self.static_mb = static_mb
-        self.method = "cuda_max_memory_allocated" if device != "cpu" else "rss_peak_delta+weights"
+        self.cuda_graphs = cuda_graphs and device != "cpu"
+        self.method = "rss_peak_delta+weights" if device == "cpu" else "cuda_max_memory_allocated"
+        if self.cuda_graphs:
+            self.method += "_with_warmup"
         self.baseline_mb = 0.0
 
     def begin(self) -> None:
         if self.device == "cpu":
             self.baseline_mb = _status_mb("VmRSS") or _max_rss_mb()
+        elif self.cuda_graphs:
+            self._reset_cuda()
 
     def start(self) -> None:
         if self.device != "cpu":
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
+            if not self.cuda_graphs:
+                self._reset_cuda()
             return
         try:
             (_PROC / "clear_refs").write_text("5")  # resets VmHWM to the current resident set
         except OSError:
             self.method = "ru_maxrss_delta+weights"
+
+    def _reset_cuda(self) -> None:
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
 
     def peak_mb(self) -> float:
         if self.device != "cpu":

@@ -14,12 +14,12 @@ import re
 # (pattern matched against torch.cuda.get_device_name(), fp32, tf32, bf16, fp16); first match wins,
 # so the specific variants (NVL, PCIe) come before the generic name.
 GPU_PEAK_TFLOPS: list[tuple[str, float, float | None, float | None, float]] = [
+    (r"GH200", 67.0, 494.7, 989.4, 989.4),  # before "H200", which it contains
     (r"H200 NVL", 60.0, 417.5, 835.5, 835.5),
     (r"H200", 67.0, 494.7, 989.4, 989.4),  # SXM
     (r"H100 NVL", 60.0, 417.5, 835.5, 835.5),
     (r"H100 PCIe", 51.2, 378.0, 756.0, 756.0),
     (r"H100", 67.0, 494.7, 989.4, 989.4),  # SXM5 (reported as "H100 80GB HBM3")
-    (r"GH200", 67.0, 494.7, 989.4, 989.4),
     (r"A100", 19.5, 156.0, 312.0, 312.0),  # SXM4 and PCIe, 40 and 80 GB
     (r"L40S", 91.6, 183.0, 362.05, 362.05),
     (r"L40\b", 90.5, 90.5, 181.0, 181.0),
