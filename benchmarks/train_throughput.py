@@ -7,7 +7,12 @@ in channels_last (fp32), through the ``classifier`` trainer's own ``TrainStep``;
 where the CPU does bf16 natively. Each configuration runs ``--warmup`` steps, then is timed over
 ``--steps`` steps; configurations alternate for ``--rounds`` rounds and the median round is reported.
 
+``--accuracy-epochs N`` checks the other half of the claim, the same accuracy: it trains the tutorial loop
+and ``zoo train simplecnn`` (default recipe, no validation hold-out, so both see all 50,000 images) for N
+epochs each and evaluates both on the test set (written to ``train_accuracy.json``).
+
     python benchmarks/train_throughput.py --data-dir /work/shared/data/cifar10
+    python benchmarks/train_throughput.py --accuracy-epochs 10
 """
 
 from __future__ import annotations
@@ -56,6 +61,89 @@ def tutorial_loop(train_dir: Path, batch_size: int, warmup: int, steps: int, wor
     else:
         raise SystemExit(f"only {i + 1} batches in {train_dir}; lower --warmup/--steps")
     return seen / (time.perf_counter() - began)
+
+
+def tutorial_accuracy(data_dir: Path, batch_size: int, epochs: int, workers: int) -> dict[str, Any]:
+    """Train the tutorial loop for ``epochs`` full epochs, then its test top-1 (%)."""
+    import torch
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+    from zoo_cnn.models import SimpleCNN
+
+    transform = T.Compose([T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    train = DataLoader(ImageFolder(str(data_dir / "train"), transform), batch_size=batch_size, shuffle=True,
+                       num_workers=workers)  # fmt: skip
+    test = DataLoader(ImageFolder(str(data_dir / "test"), transform), batch_size=256, num_workers=workers)
+    torch.manual_seed(0)
+    model = SimpleCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = torch.nn.CrossEntropyLoss()
+    began = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        for images, labels in train:
+            optimizer.zero_grad()
+            loss = criterion(model(images), labels)
+            loss.backward()
+            optimizer.step()
+        print(f"tutorial epoch {epoch + 1}: last loss {loss.item():.3f}", flush=True)
+    train_s = time.perf_counter() - began
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in test:
+            correct += int((model(images).argmax(1) == labels).sum())
+            total += labels.shape[0]
+    return {"test_top1": round(100 * correct / total, 2), "train_time_s": round(train_s, 1),
+            "images_per_s": round(epochs * len(train.dataset) / train_s, 1)}  # fmt: skip
+
+
+def zoo_accuracy(data_dir: Path, batch_size: int, epochs: int) -> dict[str, Any]:
+    """``zoo train simplecnn`` with its defaults for ``epochs`` epochs, published to a throw-away ZOO_HOME."""
+    import tempfile
+
+    from zoo_core.paths import cache_dir
+    from zoo_core.training import train
+
+    os.environ.setdefault("ZOO_CACHE", str(cache_dir()))  # keep the decoded dataset cache
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ZOO_HOME"] = home
+        outcome = train("simplecnn", "cifar10", data_dir=str(data_dir), epochs=epochs, batch_size=batch_size,
+                        val_fraction=0.0, tag=f"accuracy-{epochs}")  # fmt: skip
+    return {"test_top1": outcome.metrics["top1"], "train_time_s": outcome.metrics["train_time_s"],
+            "images_per_s": outcome.metrics["train_images_per_s"]}  # fmt: skip
+
+
+def accuracy(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import torch
+
+    from zoo_core.atomic_io import atomic_write_json
+    from zoo_core.training import environment
+
+    torch.set_num_threads(args.threads)
+    results = {"tutorial": tutorial_accuracy(args.data_dir, args.batch_size, args.accuracy_epochs, args.workers),
+               "zoo": zoo_accuracy(args.data_dir, args.batch_size, args.accuracy_epochs)}  # fmt: skip
+    record = {
+        "benchmark": "train_accuracy",
+        "model": "cnn:simplecnn",
+        "recipe": "Adam 1e-3, cross-entropy, no augmentation, all 50,000 training images, seed 0",
+        "dataset": str(args.data_dir),
+        "batch_size": args.batch_size,
+        "epochs": args.accuracy_epochs,
+        "results": results,
+        "test_top1_difference": round(results["zoo"]["test_top1"] - results["tutorial"]["test_top1"], 2),
+        "environment": {**environment(torch.device("cpu")), "torch_threads": torch.get_num_threads(),
+                        "precision": "fp32"},  # fmt: skip
+        "command": shlex.join(["python", "benchmarks/train_throughput.py",
+                               *(argv if argv is not None else sys.argv[1:])]),  # fmt: skip
+    }
+    for name, r in results.items():
+        print(f"{name:<10} test top-1 {r['test_top1']:.2f}%  {r['images_per_s']:,.0f} img/s  {r['train_time_s']:.0f}s")
+    out = args.out.with_name("train_accuracy.json")
+    atomic_write_json(out, record)
+    print(f"wrote {out}")
+    return 0
 
 
 def zoo_loop(split: Any, batch_size: int, warmup: int, steps: int, precision: str, channels_last: bool,
@@ -108,12 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
     parser.add_argument("--max-idle-wait", type=float, default=300.0,
                         help="seconds to wait for the CPUs to go quiet before each measurement")
+    parser.add_argument("--accuracy-epochs", type=int, default=0,
+                        help="instead: train both loops this many epochs and compare test accuracy")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json")
     args = parser.parse_args(argv)
     if not (args.data_dir / "train").is_dir():
         print(f"train_throughput: no CIFAR-10 copy at {args.data_dir} (pass --data-dir or set ZOO_DATA)",
               file=sys.stderr)  # fmt: skip
         return 2
+    if args.accuracy_epochs:
+        return accuracy(args, argv)
 
     import torch
     from zoo_bench.idle import wait_until_idle

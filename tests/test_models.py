@@ -67,7 +67,7 @@ def test_own_models_follow_their_input():
         model = zoo_core.create_model(name, num_classes=5, in_chans=1, input_size=(28, 20))
         assert model(torch.zeros(3, 1, 28, 20)).shape == (3, 5)
     bn = [m for m in zoo_core.create_model("improvedcnn").modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert [m.num_features for m in bn] == [32, 64, 128]
+    assert [m.num_features for m in bn] == [32, 64, 64, 128, 128, 256]
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in zoo_core.create_model("simplecnn").modules())
 
 
