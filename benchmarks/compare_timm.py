@@ -20,6 +20,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -172,11 +173,11 @@ def main() -> None:
     results = compare(a)
     from zoo_core.atomic_io import atomic_write_json, atomic_write_text
 
-    command = "python benchmarks/compare_timm.py " + " ".join(sys.argv[1:])
-    results["command"] = command.strip()
+    results["command"] = shlex.join(["python", "benchmarks/compare_timm.py", *sys.argv[1:]])
+    text = markdown(results, results["command"])
     atomic_write_json(a.out, results)
-    atomic_write_text(a.markdown, markdown(results, command.strip()))
-    print(markdown(results, command.strip()))
+    atomic_write_text(a.markdown, text)
+    print(text)
     sys.exit(0 if all(m["within_tolerance"] for m in results["models"].values()) else 1)
 
 

@@ -30,21 +30,31 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def tutorial_loop(train_dir: Path, batch_size: int, warmup: int, steps: int, workers: int) -> float:
-    """images/s of the tutorial's loop over ``steps`` steps after ``warmup``."""
-    import torch
+def tutorial_loader(folder: Path, batch_size: int, workers: int, shuffle: bool = True) -> Any:
+    """The tutorial's input pipeline: ImageFolder + ToTensor/Normalize + DataLoader."""
     import torchvision.transforms as T
     from torch.utils.data import DataLoader
     from torchvision.datasets import ImageFolder
-    from zoo_cnn.models import SimpleCNN
 
     transform = T.Compose([T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    loader = DataLoader(ImageFolder(str(train_dir), transform), batch_size=batch_size, shuffle=True,
-                        num_workers=workers)  # fmt: skip
+    return DataLoader(ImageFolder(str(folder), transform), batch_size=batch_size, shuffle=shuffle,
+                      num_workers=workers)  # fmt: skip
+
+
+def tutorial_model() -> tuple[Any, Any, Any]:
+    """The tutorial's SimpleCNN (seed 0), Adam 1e-3 and cross-entropy."""
+    import torch
+    from zoo_cnn.models import SimpleCNN
+
     torch.manual_seed(0)
     model = SimpleCNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = torch.nn.CrossEntropyLoss()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+
+
+def tutorial_loop(train_dir: Path, batch_size: int, warmup: int, steps: int, workers: int) -> float:
+    """images/s of the tutorial's loop over ``steps`` steps after ``warmup``."""
+    loader = tutorial_loader(train_dir, batch_size, workers)
+    model, optimizer, criterion = tutorial_model()
     model.train()
     running_loss, seen, began = 0.0, 0, 0.0
     for i, (images, labels) in enumerate(loader):
@@ -66,19 +76,10 @@ def tutorial_loop(train_dir: Path, batch_size: int, warmup: int, steps: int, wor
 def tutorial_accuracy(data_dir: Path, batch_size: int, epochs: int, workers: int) -> dict[str, Any]:
     """Train the tutorial loop for ``epochs`` full epochs, then its test top-1 (%)."""
     import torch
-    import torchvision.transforms as T
-    from torch.utils.data import DataLoader
-    from torchvision.datasets import ImageFolder
-    from zoo_cnn.models import SimpleCNN
 
-    transform = T.Compose([T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
-    train = DataLoader(ImageFolder(str(data_dir / "train"), transform), batch_size=batch_size, shuffle=True,
-                       num_workers=workers)  # fmt: skip
-    test = DataLoader(ImageFolder(str(data_dir / "test"), transform), batch_size=256, num_workers=workers)
-    torch.manual_seed(0)
-    model = SimpleCNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = torch.nn.CrossEntropyLoss()
+    train = tutorial_loader(data_dir / "train", batch_size, workers)
+    test = tutorial_loader(data_dir / "test", 256, workers, shuffle=False)
+    model, optimizer, criterion = tutorial_model()
     began = time.perf_counter()
     for epoch in range(epochs):
         model.train()
@@ -115,11 +116,19 @@ def zoo_accuracy(data_dir: Path, batch_size: int, epochs: int) -> dict[str, Any]
             "images_per_s": outcome.metrics["train_images_per_s"]}  # fmt: skip
 
 
+def provenance(argv: list[str] | None, precision: str) -> dict[str, Any]:
+    """The environment and command every record of this script carries."""
+    from zoo_core.environment import environment
+
+    env = {**environment("cpu"), "precision": precision}
+    args = argv if argv is not None else sys.argv[1:]
+    return {"environment": env, "command": shlex.join(["python", "benchmarks/train_throughput.py", *args])}
+
+
 def accuracy(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
 
     from zoo_core.atomic_io import atomic_write_json
-    from zoo_core.training import environment
 
     torch.set_num_threads(args.threads)
     results = {"tutorial": tutorial_accuracy(args.data_dir, args.batch_size, args.accuracy_epochs, args.workers),
@@ -133,10 +142,7 @@ def accuracy(args: argparse.Namespace, argv: list[str] | None) -> int:
         "epochs": args.accuracy_epochs,
         "results": results,
         "test_top1_difference": round(results["zoo"]["test_top1"] - results["tutorial"]["test_top1"], 2),
-        "environment": {**environment(torch.device("cpu")), "torch_threads": torch.get_num_threads(),
-                        "precision": "fp32"},  # fmt: skip
-        "command": shlex.join(["python", "benchmarks/train_throughput.py",
-                               *(argv if argv is not None else sys.argv[1:])]),  # fmt: skip
+        **provenance(argv, "fp32"),
     }
     for name, r in results.items():
         print(f"{name:<10} test top-1 {r['test_top1']:.2f}%  {r['images_per_s']:,.0f} img/s  {r['train_time_s']:.0f}s")
@@ -212,7 +218,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from zoo_core.atomic_io import atomic_write_json
     from zoo_core.datasets import load_dataset
-    from zoo_core.training import environment
 
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
@@ -258,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch would emulate it several times slower than fp32",
         "dataset_load_s": round(cache_s, 1),
         "dataset_load": cache_state,
-        "environment": {**environment(torch.device("cpu")), "torch_threads": torch.get_num_threads(),
-                        "precision": "fp32" + (", bf16" if bf16 else "")},  # fmt: skip
-        "command": shlex.join(["python", "benchmarks/train_throughput.py",
-                               *(argv if argv is not None else sys.argv[1:])]),  # fmt: skip
+        **provenance(argv, "fp32" + (", bf16" if bf16 else "")),
     }
     print()
     for name, r in results.items():

@@ -365,6 +365,16 @@ def test_unknown_model_suggests_close_names(capsys):
     assert code == 2 and "--model NAME" in err and "--suite" in err
 
 
+def test_output_paths_that_cannot_be_written_fail_before_the_run(capsys, bench_models, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    code, out, err = run(capsys, "benchtest:mlp8", *FAST, "--csv", str(a_file / "out.csv"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"zoo: error: --csv {a_file / 'out.csv'}: ") and "not a folder zoo can write to" in err
+    code, out, err = run(capsys, "benchtest:mlp8", *FAST, "--plot", str(tmp_path / "out.xyz"))
+    assert code == 2 and out == "" and "cannot draw a .xyz file" in err and "png" in err
+
+
 def test_dataset_needs_trained_weights(capsys):
     code, _, err = run(capsys, "--model", "simplecnn", "--device", "cpu", "--dataset", "digits")
     assert code == 2 and "--weights TAG" in err

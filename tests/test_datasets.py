@@ -110,6 +110,50 @@ def test_bad_folders_are_one_clear_error(tmp_path: Path, capsys: pytest.CaptureF
         load_dataset("digits", colour=True)
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [
+        ["image_size=abc"], ["image_size=[28]"], ["image_size=-3"], ["name=x"], ["data_dir=/tmp"], ["colour=1"],
+    ],
+)
+def test_bad_data_options_are_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], opts: list[str]
+) -> None:
+    root = write_image_folder(tmp_path / "shapes", per_class=2)
+    args = ["train", "simplecnn", "--dataset", "imagefolder", "--data-dir", str(root), "--epochs", "1"]
+    code = main([*args, *(a for o in opts for a in ("--data-opt", o))])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().count("\n") == 0 and "Traceback" not in err and "zoo: error:" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("synthetic", {"num_classes": 0}), ("synthetic", {"image_size": "big"}), ("synthetic", {"train_size": -1}),
+        ("digits", {"test_fraction": "half"}), ("digits", {"seed": "abc"}),
+    ],
+)
+def test_bad_option_values_are_usage_errors(name: str, options: dict[str, object]) -> None:
+    with pytest.raises(UsageError):
+        load_dataset(name, **options)
+
+
+def test_a_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    root = write_image_folder(tmp_path / "shapes", per_class=2)
+    load_dataset("imagefolder", root)
+    cache = Path(load_dataset("imagefolder", root).source["cache"])
+    for damage in (
+        lambda: cache.write_bytes(cache.read_bytes()[:100]),  # truncated
+        lambda: save_file({"train.pixels": torch.zeros(1)}, str(cache)),  # not zoo's: no metadata
+    ):
+        damage()
+        data = load_dataset("imagefolder", root)
+        assert "cache" not in data.source and len(data.split("train")) == 4  # decoded again
+        assert "cache" in load_dataset("imagefolder", root).source  # and the cache rewritten
+
+
 def test_synthetic_takes_options() -> None:
     data = load_dataset("synthetic", num_classes=3, image_size=16, channels=1, train_size=30, test_size=9)
     assert data.input_size == (1, 16, 16) and data.num_classes == 3 and len(data.split("test")) == 9

@@ -83,6 +83,8 @@ def test_labels_are_matched_by_name(capsys: pytest.CaptureFixture[str]) -> None:
         (["simplecnn.rand", "--dataset", "cifar10", "--data-dir", "/no/such/dir"], 2, "does not exist"),
         (["simplecnn.rand", "--dataset", "synthetic", "--data-opt", "image_size=8"], 2, "does not know"),
         (["simplecnn.rand", "--dataset", "digits", "--device", "cuda:9"], 2, "--device cuda:9"),
+        (["simplecnn.rand", "--dataset", "digits", "--plot", "confusion.txt"], 2, "cannot draw a .txt"),
+        (["simplecnn.rand", "--dataset", "digits", "--plot", "/dev/null/confusion.png"], 2, "not a folder"),
     ],
 )
 def test_eval_errors_are_one_line(args: list[str], code: int, message: str, capsys) -> None:

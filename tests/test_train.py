@@ -146,6 +146,14 @@ def test_a_resumed_run_matches_an_uninterrupted_one() -> None:
     assert resumed.metrics["top1"] == whole.metrics["top1"]
 
 
+def test_resuming_a_run_with_an_unreadable_record_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = runs_root() / "cnn-simplecnn-torn"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--resume", "--tag", "torn")
+    assert code == 2 and "no settings zoo can read" in err and err.count("\n") == 1
+
+
 def test_a_diverging_loss_stops_with_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--lr", "1e30", "--tag", "boom")
     assert code == 1

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
-from zoo_bench.devices import PRECISIONS
 from zoo_bench.settings import COMPILE_MODES, MODES, PRESETS, BenchSettings
 
 from zoo_core.cli import echo_json
+from zoo_core.devices import PRECISIONS
 from zoo_core.errors import UsageError
 
 # command-line parameter -> BenchSettings field
@@ -144,15 +144,21 @@ def benchmark(ctx: click.Context, more_models: tuple[str, ...], models: tuple[st
     from zoo_bench import writers
     from zoo_bench.runner import run_benchmarks
 
+    from zoo_core.output import check_output, check_plot, write_output
+
     patterns = [p for item in (*models, *more_models) for p in item.split(",") if p]
     jobs = _jobs(ctx, patterns, suite, preset)
+    if csv_path:
+        check_output(csv_path, "--csv")
+    if plot_path:
+        check_plot(plot_path)
     records = run_benchmarks(jobs, isolate=isolate)
     if as_json:
         echo_json(records)
     else:
         click.echo(writers.table(records))
     if csv_path:
-        writers.write(csv_path, writers.to_csv(records))
+        write_output(csv_path, writers.to_csv(records), "--csv")
     if plot_path:
         from zoo_bench.plot import plot
 

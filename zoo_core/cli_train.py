@@ -161,6 +161,10 @@ def eval_cmd(model: str, dataset: str, data_dir: str | None, data_opts: tuple[st
 
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if plot:  # a bad --plot fails now, not after the evaluation
+        from zoo_core.output import check_plot
+
+        check_plot(plot)
     report = evaluate_published(model, dataset, data_dir, device=device, batch_size=batch_size,
                                 precision=precision, data_options=parse_options(data_opts))  # fmt: skip
     if plot:

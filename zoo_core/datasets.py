@@ -170,6 +170,11 @@ def synthetic(
     """Random images with a faint per-class pattern (so a model can learn something), for throughput work."""
     import torch
 
+    sizes = {"num_classes": num_classes, "image_size": image_size, "channels": channels, "train_size": train_size,
+             "test_size": test_size}  # fmt: skip
+    bad = [f"{k}={v!r}" for k, v in sizes.items() if not _positive(v)]
+    if bad:
+        raise UsageError(f"synthetic dataset sizes must be positive integers, got {', '.join(bad)}")
     g = torch.Generator().manual_seed(seed)
     patterns = torch.rand(num_classes, image_size, image_size, channels, generator=g) * 96
     splits = {}
@@ -181,6 +186,10 @@ def synthetic(
     return Dataset("synthetic", classes, splits, {"kind": "synthetic", "seed": seed})
 
 
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _cache_file(key: str) -> Path:
     from zoo_core.paths import cache_dir
 
@@ -188,16 +197,16 @@ def _cache_file(key: str) -> Path:
 
 
 def _read_cache(path: Path) -> Dataset | None:
+    """The cached dataset, or None when the file is unreadable or not a valid dataset (it is then rebuilt)."""
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     try:
         with safe_open(str(path), "pt") as f:
             meta = json.loads(f.metadata()["zoo_dataset"])
-        tensors = load_file(str(path))
-        splits = {s: Split(tensors[f"{s}.pixels"], tensors[f"{s}.labels"]) for s in meta["splits"]}
-        return Dataset(meta["name"], meta["classes"], splits, {**meta["source"], "cache": str(path)})
-    except (OSError, ValueError, KeyError, SafetensorError):
+            splits = {s: Split(f.get_tensor(f"{s}.pixels"), f.get_tensor(f"{s}.labels")) for s in meta["splits"]}
+        dataset = Dataset(meta["name"], meta["classes"], splits, {**meta["source"], "cache": str(path)})
+        return validate(dataset, meta["name"])
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError, UsageError):
         return None
 
 
@@ -395,14 +404,19 @@ def load_image_folder(
     """An ImageFolder-layout dataset (``train/``, ``test/`` or ``val/`` of class folders), from the cache
     when its files have not changed."""
     root = Path(root).expanduser().resolve()
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    size = tuple(int(v) for v in image_size) if image_size else None
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if size is not None:
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(map(_positive, size))):
+            raise UsageError(f"image_size must be a positive integer or [height, width], got {image_size!r}")
+        size = tuple(size)
     if channels not in (None, 1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
-    classes, files = scan_image_folder(root)
-    key = {"root": str(root), "name": name, "size": size, "channels": channels,
-           "files": _fingerprint(files, root)}  # fmt: skip
+    try:
+        classes, files = scan_image_folder(root)
+        fingerprint = _fingerprint(files, root)
+    except OSError as e:  # an unreadable folder, or a file removed while scanning
+        raise UsageError(f"cannot read dataset folder {root}: {e}") from None
+    key = {"root": str(root), "name": name, "size": size, "channels": channels, "files": fingerprint}
     return cached(key, lambda: decode_image_folder(root, classes, files, name, size, channels))
 
 
@@ -572,6 +586,8 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
         key, eq, value = pair.partition("=")
         if not eq or not key.isidentifier():
             raise UsageError(f"dataset option {pair!r} is not KEY=VALUE")
+        if key == "data_dir":
+            raise UsageError("give the dataset folder with --data-dir DIR, not --data-opt")
         try:
             options[key] = json.loads(value)
         except ValueError:
@@ -579,8 +595,9 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dataset:
-    """Build the dataset ``[plugin:]name`` from the catalogue (cached where its builder caches)."""
+def load_dataset(name: str, /, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dataset:
+    """Build the dataset ``[plugin:]name`` from the catalogue (cached where its builder caches); ``options``
+    go to its builder, so ``name`` is positional-only."""
     import inspect
 
     from zoo_core.plugins import get_catalogue
@@ -601,8 +618,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, **op
         raise UsageError(f"dataset {entry.name} needs --data-dir DIR")
     try:
         dataset = builder(data_dir=str(data_dir) if data_dir else None, **options)
-    except TypeError as e:
-        if "unexpected keyword" not in str(e):
+    except (TypeError, ValueError) as e:
+        if not options:
             raise
-        raise UsageError(f"dataset {entry.name}: {e}") from None
+        # An option the builder does not take, or a value of the wrong type: the user's to fix.
+        raise UsageError(f"dataset {entry.name}: {e} (check its options: {options})") from None
     return validate(dataset, entry.name)

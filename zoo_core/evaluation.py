@@ -19,7 +19,7 @@ def predict(
     import torch
 
     from zoo_core.datasets import batches
-    from zoo_core.training import autocast
+    from zoo_core.devices import autocast
 
     was_training = model.training
     model.eval()
@@ -95,8 +95,9 @@ def evaluate_published(
     import torch
 
     from zoo_core.datasets import BatchPipeline, load_dataset
+    from zoo_core.devices import check_precision, resolve_device
+    from zoo_core.environment import environment
     from zoo_core.models import create_model, resolve
-    from zoo_core.training import check_precision, environment, resolve_device
 
     entry, tag = resolve(spec)
     if tag is None:
@@ -139,12 +140,13 @@ def evaluate_published(
         **report,
         "preprocessing": {"input_size": list(size), "mean": list(mean), "std": list(std)},
         "precision": precision,
-        "environment": environment(dev),
+        "environment": environment(str(dev)),
     }
 
 
 def plot_confusion(report: dict[str, Any], path: str | Path) -> Path:
-    """Draw ``report["confusion"]`` as a heat map (matplotlib, no display needed); written atomically."""
+    """Draw ``report["confusion"]`` as a heat map (matplotlib, no display needed); written atomically, and a
+    path that cannot be written is a one-line error."""
     import io
 
     import matplotlib
@@ -153,12 +155,10 @@ def plot_confusion(report: dict[str, Any], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from zoo_core.atomic_io import atomic_write_bytes
+    from zoo_core.output import image_format, write_output
 
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
-        raise UsageError(f"--plot {path}: use a .png, .svg, .pdf or .jpg file name")
+    fmt = image_format(path)
     matrix = np.asarray(report["confusion"], dtype=float)
     labels = report["labels"]
     n = len(labels)
@@ -182,7 +182,7 @@ def plot_confusion(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_title(f"{title} on {report.get('dataset', '')} {report.get('split', '')}: top-1 {report['top1']}%")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="jpeg" if fmt == "jpg" else fmt, dpi=120)
+    fig.savefig(buffer, format=fmt, dpi=120)
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_output(path, buffer.getvalue(), "--plot")
     return path

@@ -30,7 +30,7 @@ def zoo_register_models(register: Any) -> None:
 def zoo_register_datasets(register: Any) -> None:
     """Register datasets: ``register(name, builder, **metadata)``.
 
-    ``builder(data_dir=None, **options)`` returns a ``zoo_core.datasets.Dataset``-like object.
+    ``builder(data_dir=None, **options)`` returns a ``zoo_core.datasets.Dataset`` (``from_arrays`` makes one).
     Metadata keys: ``description``, ``num_classes``, ``input_size``, ``needs_data_dir``.
     """
 

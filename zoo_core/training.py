@@ -12,12 +12,11 @@ starts) and the trainer's checkpoints, so ``--resume`` can continue a run killed
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
 import shlex
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -26,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.datasets import AUGMENTS
-from zoo_core.errors import DeviceError, UsageError, ZooError
+from zoo_core.devices import autocast, check_precision, resolve_device
+from zoo_core.errors import UsageError, ZooError
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -156,81 +156,6 @@ class TrainOutcome:
     entry: Any  # zoo_registry.store.PublishedEntry
     metrics: dict[str, Any]
     training: dict[str, Any]
-
-
-# -- devices and precision ---------------------------------------------------------------------------
-
-
-def resolve_device(spec: str) -> Any:
-    """``auto|cpu|cuda|cuda:N`` -> torch.device; a device that is not here is a DeviceError."""
-    import torch
-
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cpu":
-        return torch.device("cpu")
-    if not re.fullmatch(r"cuda(:\d+)?", spec):
-        raise UsageError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise DeviceError(f"--device {spec}: no CUDA device is available here; use --device cpu or auto")
-    device = torch.device(spec)
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise DeviceError(f"--device {spec}: there are only {torch.cuda.device_count()} CUDA device(s) here")
-    return device
-
-
-def check_precision(device: Any, precision: str) -> None:
-    import torch
-
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "bf16":
-        return
-    # Not torch.cuda.is_bf16_supported(): it asks about the current device, not this one, and says yes to
-    # the emulated bf16 of pre-Ampere GPUs, which is slower than fp32.
-    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
-        raise DeviceError(f"{torch.cuda.get_device_name(device)} has no native bf16 (it needs compute capability "
-                          "8.0+, Ampere or newer); use --precision fp32")  # fmt: skip
-    # Without AVX512-BF16 or AMX torch emulates bf16 several times slower than fp32: refuse, don't mislead.
-    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        raise DeviceError("this CPU has no native bf16 (AVX512-BF16 or AMX); use --precision fp32")
-
-
-def autocast(device: Any, precision: str) -> Any:
-    import torch
-
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def environment(device: Any) -> dict[str, Any]:
-    """Where a result was measured: versions, device name, threads, date."""
-    import platform
-
-    import torch
-    import torchvision
-
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        with contextlib.suppress(OSError):
-            with open("/proc/cpuinfo", encoding="utf-8") as f:
-                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
-    return {
-        "device": str(device),
-        "device_name": name,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
 
 
 # -- runs --------------------------------------------------------------------------------------------
@@ -440,6 +365,7 @@ def train(
     """
     import torch
 
+    from zoo_core.environment import environment
     from zoo_core.plugins import get_catalogue
 
     reporter = reporter or Reporter()
@@ -464,7 +390,11 @@ def train(
         record = _read_json(run_dir / "run.json") or {}
         if record.get("status") == "finished":
             raise UsageError(f"run {run_dir.name} already finished and was published as {record.get('published')}")
-        saved = TrainConfig(**record["config"])
+        try:
+            saved = TrainConfig(**record["config"])
+        except (KeyError, TypeError):  # run.json unreadable, or written by another version of zoo
+            raise UsageError(f"run {run_dir.name} has no settings zoo can read ({run_dir / 'run.json'}); start it "
+                             "again without --resume, with --overwrite") from None  # fmt: skip
         changed = {k for k in options if k not in RESUME_OVERRIDES and k != "tag" and getattr(saved, k) != options[k]}
         if saved.dataset.split(":")[-1] != dataset.split(":")[-1]:
             changed.add("dataset")
@@ -497,8 +427,6 @@ def train(
     device = resolve_device(config.device)
     check_precision(device, config.precision)
     if not resume:
-        import shutil
-
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
     record["status"] = "running"
@@ -508,8 +436,6 @@ def train(
         job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter)
     except ZooError:
         if not resume:  # nothing was trained: leave no run behind to resume or to take the tag
-            import shutil
-
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     try:
@@ -551,7 +477,7 @@ def train(
         "run_id": run_dir.name,
         "command": command,
         "resumed_with": record.get("resumes", []),
-        "environment": environment(device),
+        "environment": environment(str(device)),
     }
     from zoo_registry.store import publish
 

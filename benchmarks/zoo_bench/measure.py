@@ -15,22 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zoo_bench.devices import (
-    autocast,
-    check_precision,
-    empty_cache,
-    is_out_of_memory,
-    resolve_device,
-    set_numerics,
-    synchronize,
-)
-from zoo_bench.environment import environment
+from zoo_bench.devices import empty_cache, is_out_of_memory, resolve_device, set_numerics, synchronize
 from zoo_bench.memory import PeakMemory, tensor_mb
 from zoo_bench.peaks import SOURCE as PEAKS_SOURCE
 from zoo_bench.peaks import peak_tflops
 from zoo_bench.settings import BenchSettings
 from zoo_bench.timing import auto_iters, time_steps
+from zoo_core.devices import autocast, check_precision
+from zoo_core.environment import environment
 from zoo_core.errors import UsageError, ZooError
+from zoo_core.model_stats import count_flops, count_params
 
 ProgressFn = Callable[[dict[str, Any]], None]
 TRAIN_LR = 1e-4  # timm's benchmark.py: SGD, lr 1e-4, momentum 0.9, cross-entropy
@@ -94,8 +88,6 @@ def build(spec: str, settings: BenchSettings, device: str) -> Built:
 def _probe(model: Any, shape: tuple[int, int, int], device: str, channels_last: bool) -> int:
     """Move the model to the device and count one sample's forward FLOPs (this also checks it runs)."""
     import torch
-
-    from zoo_core.model_stats import count_flops
 
     model.to(device)
     if channels_last:
@@ -282,7 +274,7 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
         record.update(
             qualified=built.qualified,
             tag=built.tag,
-            param_count=sum(p.numel() for p in built.model.parameters()),
+            param_count=count_params(built.model),
             input_size=list(built.input_shape),
             gmacs=significant(built.flops / 2 / 1e9),
         )

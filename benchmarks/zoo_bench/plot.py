@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import UsageError
+from zoo_core.output import image_format, write_output
 
 
 def plot(records: list[dict[str, Any]], path: str | Path) -> str:
@@ -36,6 +38,8 @@ def plot(records: list[dict[str, Any]], path: str | Path) -> str:
     ax.set_title(f"{env.get('device_name', '')}, {env.get('precision', '')}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format=image_format(path))
     plt.close(fig)
+    write_output(path, image.getvalue(), "--plot")
     return xlabel

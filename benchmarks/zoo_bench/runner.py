@@ -30,7 +30,8 @@ def expand_models(patterns: list[str]) -> list[str]:
 
 def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
     """Fail before anything runs on a device, precision or dataset request that cannot work."""
-    from zoo_bench.devices import check_precision, resolve_device
+    from zoo_bench.devices import resolve_device
+    from zoo_core.devices import check_precision
     from zoo_core.models import resolve
 
     for spec, settings in jobs:
@@ -100,12 +101,13 @@ def record_in_registry(record: dict[str, Any]) -> str:
     from zoo_core.errors import UnknownNameError
 
     try:
-        from zoo_registry.store import get, update_metrics
+        from zoo_registry.store import update_metrics
     except ImportError:
         return "not recorded: the registry is not installed"
     try:
-        get(record["qualified"], record["tag"])
+        update_metrics(record["qualified"], record["tag"], registry_metrics(record))
     except UnknownNameError:
         return "not recorded: not an entry of the local registry"
-    update_metrics(record["qualified"], record["tag"], registry_metrics(record))
+    except OSError as e:  # the measurement stands; say why the entry did not get it
+        return f"not recorded: {e}"
     return "recorded"

@@ -70,9 +70,6 @@ class BenchSettings:
             warmup=defaults["warmup"] if self.warmup is None else self.warmup,
         )
 
-    def replace(self, **changes: Any) -> BenchSettings:
-        return dataclasses.replace(self, **changes)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from pathlib import Path
 from typing import Any
 
 TIMM_COLUMNS = [
@@ -74,16 +72,6 @@ def to_csv(records: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(csv_row(r) for r in records)
     return out.getvalue()
-
-
-def to_json(records: list[dict[str, Any]]) -> str:
-    return json.dumps(records, indent=2) + "\n"
-
-
-def write(path: str | Path, text: str) -> None:
-    from zoo_core.atomic_io import atomic_write_text
-
-    atomic_write_text(path, text)
 
 
 def _fmt(value: Any, spec: str) -> str:

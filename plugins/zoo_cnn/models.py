@@ -19,7 +19,7 @@ IMPROVED_STAGES = ((32, 1), (64, 2), (128, 2), (256, 1))
 
 class ConvNet(nn.Module):
     """Conv stages of ``(channels, convs)``, each conv 3x3 (+ batch norm) + ReLU, then a 2x2 max-pool;
-    then flatten, fc ``hidden`` + ReLU + dropout, fc ``num_classes``.
+    then flatten, fc 512 + ReLU + dropout, fc ``num_classes``.
 
     Pools round up (``ceil_mode``), so any image size works; sizes that halve evenly are unaffected.
     The flattened size follows ``input_size``.
@@ -33,7 +33,6 @@ class ConvNet(nn.Module):
         input_size: int | tuple[int, int] = 32,
         dropout: float = 0.5,
         batch_norm: bool = False,
-        hidden: int = 512,
     ) -> None:
         super().__init__()
         h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
@@ -53,10 +52,10 @@ class ConvNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(channels * h * w, hidden),
+            nn.Linear(channels * h * w, 512),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+            nn.Linear(512, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,6 @@ from typing import Any
 
 from zoo_core import hookimpl
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
 
 @hookimpl
 def zoo_register_datasets(register: Any) -> None:
@@ -60,13 +58,19 @@ def _default_dir(name: str) -> Path | None:
     return None
 
 
-def build_cifar10(data_dir: str | None = None, **options: Any) -> Any:
+def build_cifar10(
+    data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None
+) -> Any:
     """CIFAR-10 from an ImageFolder copy, a torchvision ``cifar-10-batches-py`` folder, or a download."""
     from zoo_core.datasets import load_image_folder
+    from zoo_core.errors import UsageError
 
     folder = Path(data_dir).expanduser() if data_dir else _default_dir("cifar10")
     if folder is not None and (folder / "train").is_dir():
-        return load_image_folder(folder, name="cifar10", **options)
+        return load_image_folder(folder, name="cifar10", image_size=image_size, channels=channels)
+    if image_size is not None or channels is not None:
+        raise UsageError("cifar10's image_size and channels options need an ImageFolder copy (--data-dir); "
+                         "torchvision's copy is 32x32 RGB")  # fmt: skip
     return _torchvision_cifar10(folder)
 
 
@@ -94,14 +98,16 @@ def _torchvision_cifar10(folder: Path | None) -> Any:
     return from_arrays("cifar10", train.classes, splits, kind="torchvision", path=str(root))
 
 
-def build_imagefolder(data_dir: str | None = None, **options: Any) -> Any:
+def build_imagefolder(
+    data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None
+) -> Any:
     """Any folder with ``train/`` and ``test/`` (or ``val/``) of class subfolders."""
     from zoo_core.datasets import load_image_folder
     from zoo_core.errors import UsageError
 
     if not data_dir:
         raise UsageError("the imagefolder dataset needs --data-dir DIR (DIR/train/<class>/*, DIR/test/<class>/*)")
-    return load_image_folder(data_dir, name="imagefolder", **options)
+    return load_image_folder(data_dir, name="imagefolder", image_size=image_size, channels=channels)
 
 
 def build_digits(data_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0) -> Any:

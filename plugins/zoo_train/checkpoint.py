@@ -4,7 +4,6 @@ header. Never pickle, and written atomically, so a run killed at any moment resu
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ def _cpu(tensor: Any, seen: set[int]) -> Any:
 def save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
     """Write model + optimizer state and ``state`` (JSON-able) to ``path`` atomically."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from zoo_core.atomic_io import atomic_write_bytes
 
     seen: set[int] = set()
     tensors = {f"model.{k}": _cpu(v, seen) for k, v in model.state_dict().items()}
@@ -39,15 +40,10 @@ def save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any
                 values.setdefault(str(pid), {})[key] = value
     header = {**state, "optimizer": {"param_groups": optim["param_groups"], "values": values,
                                      "slots": sorted(str(p) for p in optim["state"])}}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(header)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(header)}))
+    except OSError as e:  # a full disk or a read-only ZOO_HOME; the last checkpoint stays whole
+        raise TrainingError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
 
 
 def load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:

@@ -1,22 +1,13 @@
-"""The environment a figure was measured in, recorded with every result (no host name, no user)."""
+"""The environment a figure was measured in, recorded with every result (training, evaluation, benchmarks;
+no host name, no user)."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
-import shlex
-import sys
 from importlib import metadata
 from typing import Any
-
-
-def command_line(argv: list[str] | None = None) -> str:
-    """The command as a user would type it again: ``zoo benchmark ...``."""
-    argv = list(sys.argv if argv is None else argv)
-    if argv and os.path.basename(argv[0]) in ("zoo", "__main__.py", "cli.py"):
-        argv[0] = "zoo"
-    return shlex.join(argv)
 
 
 def cpu_name() -> str:

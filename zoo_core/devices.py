@@ -1,0 +1,71 @@
+"""Which device and precision a command runs on, checked before any work: `zoo train`, `zoo eval` and
+`zoo benchmark` share these rules."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+from zoo_core.errors import DeviceError, UsageError
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+
+
+def resolve_device(spec: str) -> Any:
+    """``auto|cpu|cuda|cuda:N`` -> torch.device; a device that is not here is a DeviceError."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not re.fullmatch(r"cuda(:\d+)?", spec):
+        raise UsageError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {spec}: no CUDA device is available here; use --device cpu or auto")
+    device = torch.device(spec)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"--device {spec}: there are only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def check_precision(device: Any, precision: str) -> None:
+    """Raise DeviceError for a precision this device (torch.device or its name) cannot run natively."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if device.type == "cpu":
+        if precision == "tf32":
+            raise DeviceError("precision tf32 needs an NVIDIA GPU (compute capability 8.0+); on CPU use fp32")
+        native = {"bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
+                  "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported}.get(precision)  # fmt: skip
+        # Without AVX512-BF16/-FP16 or AMX torch emulates these types several times slower than fp32:
+        # refuse rather than mislead.
+        if native is not None and not native():
+            raise DeviceError(
+                f"precision {precision} is not supported natively by this CPU (it needs AVX512-"
+                f"{precision.upper()} or AMX); use --precision fp32"
+            )
+        return
+    # Not torch.cuda.is_bf16_supported(): it asks about the current device, not this one, and says yes to
+    # the emulated bf16 of pre-Ampere GPUs, which is slower than fp32.
+    major, minor = torch.cuda.get_device_capability(device)
+    if precision in ("tf32", "bf16") and major < 8:
+        raise DeviceError(
+            f"{torch.cuda.get_device_name(device)} has no native {precision} (it needs compute capability 8.0+, "
+            f"Ampere or newer; it has {major}.{minor}); use --precision fp16 or fp32"
+        )
+
+
+def autocast(device: Any, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for bf16/fp16 (weights stay fp32); nothing for fp32/tf32."""
+    import torch
+
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+    return contextlib.nullcontext()
