@@ -230,6 +230,20 @@ def test_bf16_is_checked_on_the_chosen_gpu_and_refused_where_only_emulated(monke
         check_precision(torch.device("cuda:1"), "bf16")
 
 
+def test_running_out_of_device_memory_is_a_one_line_error(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from zoo_train.loop import TrainStep
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(TrainStep, "__call__", out_of_memory)
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--epochs", "1", "--tag", "oom")
+    errors = [line for line in err.splitlines() if line.startswith("zoo: error:")]
+    assert code == 1 and len(errors) == 1 and "Traceback" not in err
+    assert "out of memory on cpu at batch size 64" in errors[0] and "--overwrite" in errors[0]
+    assert json.loads((runs_root() / "cnn-simplecnn-oom" / "run.json").read_text())["status"] == "failed"
+
+
 def test_settings_are_checked_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
     store.publish(zoo_core.create_model("simplecnn", num_classes=10, in_chans=1, input_size=8),
                   model_name="simplecnn", tag="taken", labels=[str(i) for i in range(10)],

@@ -449,10 +449,15 @@ def train(
 
         report = evaluate(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels,
                           batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
-    except ZooError:
+    except (ZooError, torch.cuda.OutOfMemoryError) as e:
         record["status"] = "failed"
         _write_run(run_dir, record)
-        raise
+        if isinstance(e, ZooError):
+            raise
+        raise TrainingError(
+            f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
+            "--batch-size and --overwrite (a resumed run keeps its batch size)"
+        ) from None
 
     metrics = {
         "dataset": data.name,
