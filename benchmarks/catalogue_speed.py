@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -18,6 +19,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def recorded_args(argv: list[str]) -> list[str]:
+    """The command's arguments as a results file records them: an absolute path becomes relative to the
+    repository when inside it, else just its file name (a temporary folder means nothing elsewhere)."""
+    out = []
+    for word in argv:
+        option, eq, value = word.partition("=")
+        prefix, path = (f"{option}=", value) if eq and option.startswith("-") else ("", word)
+        if os.path.isabs(path):
+            p = Path(path).resolve()
+            word = prefix + (p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else p.name)
+        out.append(word)
+    return out
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:
@@ -64,7 +81,7 @@ def main() -> None:
             "timm": md.version("timm"),
             "torch": md.version("torch"),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+            "command": shlex.join(["python", "benchmarks/catalogue_speed.py", *recorded_args(sys.argv[1:])]),
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

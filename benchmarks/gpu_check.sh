@@ -3,20 +3,22 @@
 #   - the core suite on cuda, plain AMP eager (fp16 autocast, as timm's --amp) against the best preset
 #     (bf16 autocast + channels_last + torch.compile with CUDA graphs, mode reduce-overhead);
 #   - densenet121 also in bf16 eager and, if time is left, with compile mode max-autotune;
-#   - timm's own benchmark.py against `zoo benchmark` on timm's densenet121, same settings (AMP, b256).
+#   - timm's own benchmark.py against `zoo benchmark` on timm's densenet121, same settings (AMP, b256),
+#     when TIMM_BENCHMARK names benchmark.py of a timm checkout (git clone
+#     https://github.com/huggingface/pytorch-image-models; see benchmarks/compare_timm.py); skipped otherwise.
 # It prints one table (speed-up of best over AMP eager, achieved TFLOP/s and share of the datasheet
 # peak, peak memory) and leaves four files in $OUT: gpu_check.{md,json,csv,log}, with each step's own
 # stdout and stderr in $OUT/steps/. Copy the four into benchmarks/results/ (e.g. as gpu_<card>.md/json/csv)
 # and commit them.
 #
 # With the device tool:  run(command="bash benchmarks/gpu_check.sh", timeout_s=560)
-# Anywhere else:         OUT=/tmp/gpu_out bash benchmarks/gpu_check.sh
+# Anywhere else:         OUT=$(mktemp -d) bash benchmarks/gpu_check.sh
 # BUDGET (seconds, default 480) bounds the whole script: steps run in order of importance, each gets
 # only what is left, and the summary always runs, so a slow compile cuts the tail, not the result.
 # A dry run of the whole flow on a CPU (errors where a GPU is needed, tiny steps otherwise):
 #   DEVICE=cpu SKIP_INSTALL=1 EXTRA="-b 1 --iters 1 --warmup 0" TIMM_ARGS="--models resnet18:1 \
 #     --iters 5 --warmup 0" AMP_ARGS="--precision fp32" BEST_ARGS="--channels-last" MODELS=resnet18 \
-#     OUT=/tmp/gpu_dry bash benchmarks/gpu_check.sh
+#     OUT=$(mktemp -d) bash benchmarks/gpu_check.sh
 set -u
 BUDGET=${BUDGET:-480}
 DEVICE=${DEVICE:-cuda}
@@ -25,7 +27,7 @@ read -r -a TIMM_ARGS <<<"${TIMM_ARGS:---models densenet121:256 --warmup 10 --ite
 START=$(date +%s)
 OUT=${OUT:-$PWD/benchmarks/results/gpu_check}
 PY=${PYTHON:-python3}
-WORK=$(mktemp -d /tmp/gpu_check.XXXXXX)
+WORK=$(mktemp -d -t gpu_check.XXXXXX) # under $TMPDIR, else the system's temporary folder
 STEPS="$OUT/steps" # what every step printed: only $OUT comes back from a device machine
 mkdir -p "$OUT" "$STEPS"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
@@ -86,8 +88,12 @@ step amp_densenet121 30 "${ZOO[@]}" -m densenet121 "${AMP[@]}"
 step best_densenet121 60 "${ZOO[@]}" -m densenet121 "${BEST[@]}"
 step bf16_densenet121 30 "${ZOO[@]}" -m densenet121 --precision bf16
 # --wait-idle: compare_timm waits up to 300 s for quiet CPUs before each run, which this budget cannot afford
-step timm_densenet121 60 $PY benchmarks/compare_timm.py --device "$DEVICE" --precision fp16 --rounds 1 \
-  --wait-idle 30 "${TIMM_ARGS[@]}" --out "$STEPS/compare_timm_gpu.json" --markdown "$STEPS/compare_timm_gpu.md"
+if [ -f "${TIMM_BENCHMARK:-}" ]; then
+  step timm_densenet121 60 $PY benchmarks/compare_timm.py --device "$DEVICE" --precision fp16 --rounds 1 \
+    --wait-idle 30 "${TIMM_ARGS[@]}" --out "$STEPS/compare_timm_gpu.json" --markdown "$STEPS/compare_timm_gpu.md"
+else
+  echo "== skip timm_densenet121: set TIMM_BENCHMARK to benchmark.py of a timm checkout to compare with timm's script"
+fi
 for m in ${MODELS:-resnet50 resnet18 efficientnet_b0 inception_v3 simplecnn improvedcnn}; do
   step "amp_$m" 25 "${ZOO[@]}" -m "$m" "${AMP[@]}"
   step "best_$m" 50 "${ZOO[@]}" -m "$m" "${BEST[@]}"
@@ -152,7 +158,7 @@ if errors:
 timm_md = work / "compare_timm_gpu.md"
 if timm_md.is_file():
     lines += ["", "## timm's benchmark.py against zoo (timm:densenet121, AMP fp16, batch 256)", "",
-              *timm_md.read_text().splitlines()[6:10]]
+              *[line for line in timm_md.read_text().splitlines() if line.startswith("|")]]
 timm_json = work / "compare_timm_gpu.json"
 text = "\n".join(lines) + "\n"
 atomic_write_text(out / "gpu_check.md", text)

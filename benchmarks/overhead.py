@@ -13,6 +13,8 @@ rounds. The tight loop must not be more than 3% faster.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import statistics
 import sys
 import time
@@ -20,7 +22,22 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 LIMIT = 0.03
+
+
+def recorded_args(argv: list[str]) -> list[str]:
+    """The command's arguments as a results file records them: an absolute path becomes relative to the
+    repository when inside it, else just its file name (a temporary folder means nothing elsewhere)."""
+    out = []
+    for word in argv:
+        option, eq, value = word.partition("=")
+        prefix, path = (f"{option}=", value) if eq and option.startswith("-") else ("", word)
+        if os.path.isabs(path):
+            p = Path(path).resolve()
+            word = prefix + (p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else p.name)
+        out.append(word)
+    return out
 
 
 def tight_loop(model_name: str, batch: int, warmup: int, iters: int) -> float:
@@ -67,8 +84,9 @@ def main() -> None:
     a = p.parse_args()
     from zoo_bench.idle import wait_until_idle
 
+    command = shlex.join(["python", "benchmarks/overhead.py", *recorded_args(sys.argv[1:])])
     results: dict[str, Any] = {"limit": LIMIT, "rounds": a.rounds, "warmup": a.warmup, "models": {},
-                               "command": "python benchmarks/overhead.py " + " ".join(sys.argv[1:])}  # fmt: skip
+                               "command": command}  # fmt: skip
     for item in a.models:
         name, batch, iters = item.split(":")
         wait_until_idle(a.wait_idle)  # a shared machine: start when others' work has stopped

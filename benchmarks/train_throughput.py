@@ -11,8 +11,12 @@ where the CPU does bf16 natively. Each configuration runs ``--warmup`` steps, th
 and ``zoo train simplecnn`` (default recipe, no validation hold-out, so both see all 50,000 images) for N
 epochs each and evaluates both on the test set (written to ``train_accuracy.json``).
 
-    python benchmarks/train_throughput.py --data-dir /work/shared/data/cifar10
-    python benchmarks/train_throughput.py --accuracy-epochs 10
+The CIFAR-10 copy (ImageFolder layout: ``train/<class>/*.jpg``, ``test/<class>/*.jpg``) comes from
+``--data-dir DIR``, else ``$ZOO_DATA/cifar10``. Results record it as ``$ZOO_DATA/...`` or relative to the
+repository, never as a path of the machine they were made on.
+
+    ZOO_DATA=/path/to/data python benchmarks/train_throughput.py
+    python benchmarks/train_throughput.py --data-dir path/to/cifar10 --accuracy-epochs 10
 """
 
 from __future__ import annotations
@@ -28,6 +32,33 @@ from typing import Any
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+ROOT = Path(__file__).resolve().parent.parent
+NO_DATA = ("train_throughput: CIFAR-10 not found{where}: pass --data-dir DIR or set ZOO_DATA "
+           "(a folder holding cifar10/{{train,test}}/<class>/*.jpg)")  # fmt: skip
+
+
+def recorded_path(path: str | Path) -> str:
+    """``path`` as a results file records it: ``$ZOO_DATA/...``, relative to the repository, or its name."""
+    p = Path(path).expanduser().resolve()
+    zoo_data = os.environ.get("ZOO_DATA")
+    if zoo_data and p.is_relative_to(base := Path(zoo_data).expanduser().resolve()):
+        return Path("$ZOO_DATA", p.relative_to(base)).as_posix()
+    if p.is_relative_to(ROOT):
+        return p.relative_to(ROOT).as_posix()
+    return p.name
+
+
+def recorded_args(argv: list[str]) -> list[str]:
+    """The command's arguments with every absolute path in the form :func:`recorded_path` gives it."""
+    out = []
+    for word in argv:
+        option, eq, value = word.partition("=")
+        if eq and option.startswith("-") and os.path.isabs(value):
+            word = f"{option}={recorded_path(value)}"
+        elif os.path.isabs(word):
+            word = recorded_path(word)
+        out.append(word)
+    return out
 
 
 def tutorial_loader(folder: Path, batch_size: int, workers: int, shuffle: bool = True) -> Any:
@@ -104,8 +135,9 @@ def zoo_accuracy(data_dir: Path, batch_size: int, epochs: int) -> dict[str, Any]
     """``zoo train simplecnn`` with its defaults for ``epochs`` epochs, published to a throw-away ZOO_HOME."""
     import tempfile
 
+    from zoo_train.training import train
+
     from zoo_core.paths import cache_dir
-    from zoo_core.training import train
 
     os.environ.setdefault("ZOO_CACHE", str(cache_dir()))  # keep the decoded dataset cache
     with tempfile.TemporaryDirectory() as home:
@@ -122,7 +154,8 @@ def provenance(argv: list[str] | None, precision: str) -> dict[str, Any]:
 
     env = {**environment("cpu"), "precision": precision}
     args = argv if argv is not None else sys.argv[1:]
-    return {"environment": env, "command": shlex.join(["python", "benchmarks/train_throughput.py", *args])}
+    return {"environment": env,
+            "command": shlex.join(["python", "benchmarks/train_throughput.py", *recorded_args(args)])}  # fmt: skip
 
 
 def accuracy(args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -137,7 +170,7 @@ def accuracy(args: argparse.Namespace, argv: list[str] | None) -> int:
         "benchmark": "train_accuracy",
         "model": "cnn:simplecnn",
         "recipe": "Adam 1e-3, cross-entropy, no augmentation, all 50,000 training images, seed 0",
-        "dataset": str(args.data_dir),
+        "dataset": recorded_path(args.data_dir),
         "batch_size": args.batch_size,
         "epochs": args.accuracy_epochs,
         "results": results,
@@ -157,10 +190,11 @@ def zoo_loop(split: Any, batch_size: int, warmup: int, steps: int, precision: st
     """images/s of zoo's pipeline + the classifier trainer's step, as ``zoo train`` runs them."""
     import torch
     from zoo_train.loop import LOG_EVERY, TrainStep, make_optimizer
+    from zoo_train.pipeline import BatchPipeline
+    from zoo_train.training import TrainConfig
 
-    from zoo_core.datasets import BatchPipeline, batches
+    from zoo_core.datasets import batches
     from zoo_core.models import create_model
-    from zoo_core.training import TrainConfig
 
     device = torch.device("cpu")
     torch.manual_seed(0)
@@ -192,8 +226,7 @@ def zoo_loop(split: Any, batch_size: int, warmup: int, steps: int, precision: st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_dir = Path(os.environ.get("ZOO_DATA", "/work/shared/data")) / "cifar10"
-    parser.add_argument("--data-dir", type=Path, default=default_dir, help="CIFAR-10 in ImageFolder layout")
+    parser.add_argument("--data-dir", type=Path, help="CIFAR-10 in ImageFolder layout (default: $ZOO_DATA/cifar10)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--steps", type=int, default=100)
@@ -206,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead: train both loops this many epochs and compare test accuracy")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_throughput.json")
     args = parser.parse_args(argv)
-    if not (args.data_dir / "train").is_dir():
-        print(f"train_throughput: no CIFAR-10 copy at {args.data_dir} (pass --data-dir or set ZOO_DATA)",
-              file=sys.stderr)  # fmt: skip
+    if args.data_dir is None and os.environ.get("ZOO_DATA"):
+        args.data_dir = Path(os.environ["ZOO_DATA"]).expanduser() / "cifar10"
+    splits = ("train", "test") if args.accuracy_epochs else ("train",)
+    if args.data_dir is None or not all((args.data_dir / split).is_dir() for split in splits):
+        print(NO_DATA.format(where=f" at {args.data_dir}" if args.data_dir else ""), file=sys.stderr)
         return 2
     if args.accuracy_epochs:
         return accuracy(args, argv)
@@ -252,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "benchmark": "train_throughput",
         "model": "cnn:simplecnn",
-        "dataset": str(args.data_dir),
+        "dataset": recorded_path(args.data_dir),
         "batch_size": args.batch_size,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,

@@ -65,7 +65,7 @@ def one_thread(monkeypatch):
 @pytest.fixture
 def bench_models(plugin_path, monkeypatch):
     plugin_path("zoo-benchtest", "benchtest", "zoo_benchtest_plugin", BENCH_PLUGIN)
-    monkeypatch.setenv("ZOO_PLUGINS", "cnn,data,registry,benchtest")  # no timm catalogue: faster
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn,data,registry,bench,benchtest")  # no timm catalogue: faster
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -125,17 +125,9 @@ def test_out_of_memory_decays_the_batch_as_timm_does(capsys, bench_models):
     assert r["infer"]["oom_retries"] == 4  # 32 -> 24 -> 16 -> 12 -> 8
 
 
-def test_batch_decay_matches_timm():
-    from timm.utils import decay_batch_step as timm_decay
-    from zoo_bench.measure import decay_batch_step, run_with_batch_decay
-
-    assert all(decay_batch_step(b) == timm_decay(b) for b in range(0, 1100))
-    steps = [256]
-    while steps[-1]:
-        steps.append(decay_batch_step(steps[-1]))
-    assert steps == [256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1, 0]
-
+def test_batch_decay_steps_down_to_one_then_gives_up():
     import torch
+    from zoo_bench.measure import run_with_batch_decay
 
     tried = []
 
@@ -286,7 +278,7 @@ def publish_digits_cnn(tag: str) -> float:
 
 
 def test_accuracy_in_the_same_run_is_recorded_in_the_registry(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("ZOO_PLUGINS", "cnn,data,registry")
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn,data,train,registry,bench")
     top1 = publish_digits_cnn("digits-bench")
     assert top1 > 80  # it learned something, so the accuracy below is a real check
     png = tmp_path / "acc.png"

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from zoo_train.pipeline import BatchPipeline, channel_stats
 
 from zoo_core.cli import main
-from zoo_core.datasets import BatchPipeline, Split, batches, channel_stats, load_dataset, num_batches
+from zoo_core.datasets import Split, batches, load_dataset, num_batches
 from zoo_core.errors import UsageError
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from zoo_registry import store
+from zoo_train.evaluation import accuracy_report
 
 import zoo_core
 from zoo_core.cli import main
-from zoo_core.evaluation import accuracy_report
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -54,7 +54,8 @@ def test_eval_json_schema_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture
     assert matrix.shape == (10, 10) and int(matrix.sum()) == report["num_samples"] == 359
     assert report["top1"] == pytest.approx(100 * int(matrix.trace()) / 359, abs=0.01)
     assert 0 <= report["top1"] <= report["top5"] <= 100
-    assert report["preprocessing"] == {"input_size": [1, 8, 8], "mean": [0.3], "std": [0.37]}
+    pre = report["preprocessing"]
+    assert (pre["input_size"], pre["mean"], pre["std"], pre["crop_mode"]) == ([1, 8, 8], [0.3], [0.37], "squash")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
 
     assert main(["eval", "simplecnn.rand", "--dataset", "digits"]) == 0

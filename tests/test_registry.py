@@ -85,7 +85,8 @@ def test_published_weights_load_back_by_tag_with_identical_outputs(zoo_home):
     config = json.loads((entry.path / "config.json").read_text())
     assert config["architecture"] == "cnn:simplecnn"
     assert config["model_kwargs"] == KWARGS and config["labels"] == LABELS and config["num_classes"] == 3
-    assert config["preprocessing"] == PREPROCESSING
+    assert {k: config["preprocessing"][k] for k in PREPROCESSING} == PREPROCESSING  # and the schema's defaults
+    assert config["preprocessing"]["crop_mode"] == "squash" and config["preprocessing"]["crop_pct"] == 1.0
     assert config["sha256"] == sha256_file(entry.weights_path)
     assert config["size_bytes"] == entry.weights_path.stat().st_size
     assert config["zoo_version"] == zoo_core.__version__ and config["created"].endswith("Z")
@@ -232,7 +233,7 @@ def test_damaged_weights_are_refused_by_checksum(damage):
         zoo_core.create_model("simplecnn", pretrained="damaged")
     assert str(info.value) == expected
     with pytest.raises(WeightsError, match="checksum mismatch"):
-        store.load_into(tiny_model(), store.get("simplecnn", "damaged"))
+        store.load_published(store.get("simplecnn", "damaged").path, tiny_model())
 
 
 def test_missing_unexpected_and_misshaped_keys_are_one_error_naming_the_file():

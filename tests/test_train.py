@@ -16,12 +16,14 @@ import torch
 from safetensors import safe_open
 from test_datasets import write_image_folder
 from zoo_registry import store
+from zoo_train.evaluation import evaluate_published
+from zoo_train.training import train
 
 import zoo_core
 from zoo_core.cli import main
 from zoo_core.errors import UsageError
-from zoo_core.evaluation import evaluate_published
-from zoo_core.training import Reporter, runs_root, train
+from zoo_core.paths import runs_dir as runs_root
+from zoo_core.trainers import Reporter
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -39,7 +41,7 @@ def test_train_publish_load_eval_on_digits(capsys: pytest.CaptureFixture[str]) -
     entry = store.get("simplecnn", "d4")
     assert entry.config["model_kwargs"] == {"num_classes": 10, "in_chans": 1, "input_size": [8, 8]}
     pre = entry.config["preprocessing"]
-    assert pre["input_size"] == [1, 8, 8] and len(pre["mean"]) == 1 and not pre["grayscale_to_rgb"]
+    assert pre["input_size"] == [1, 8, 8] and len(pre["mean"]) == 1 and pre["crop_mode"] == "squash"
     metrics, training = entry.metrics, entry.config["training"]
     assert metrics["top1"] > 80 and metrics["top5"] >= metrics["top1"]  # a real model, not chance (10%)
     assert set(metrics["per_class_top1"]) == {str(i) for i in range(10)}
@@ -215,8 +217,8 @@ def test_trainer_from_a_third_party_plugin(plugin_path, capsys: pytest.CaptureFi
 
 
 def test_bf16_is_checked_on_the_chosen_gpu_and_refused_where_only_emulated(monkeypatch) -> None:
+    from zoo_core.devices import check_precision
     from zoo_core.errors import DeviceError
-    from zoo_core.training import check_precision
 
     # cuda:0 is an H100, cuda:1 a V100; torch.cuda.is_bf16_supported() says yes for both (it asks about the
     # current device, and counts the V100's emulated bf16)

@@ -9,6 +9,7 @@ from zoo_core.errors import PluginError, UnknownNameError, UsageError, WeightsEr
 from zoo_core.hookspecs import hookimpl
 from zoo_core.models import create_model, list_models, model_info
 from zoo_core.plugins import get_catalogue
+from zoo_core.weights import WeightsInfo, weights_info
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "WeightsError",
+    "WeightsInfo",
     "ZooError",
     "__version__",
     "create_model",
@@ -24,4 +26,5 @@ __all__ = [
     "hookimpl",
     "list_models",
     "model_info",
+    "weights_info",
 ]

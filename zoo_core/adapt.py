@@ -35,30 +35,29 @@ def reset_classifier(model: Any, num_classes: int, old_num_classes: int | None =
 
 
 def adapt_input_channels(model: Any, in_chans: int) -> Any:
-    """Make the first convolution take ``in_chans`` channels, keeping pretrained filters meaningful.
-
-    As timm does: for 1 channel the RGB filters are summed; for more, they are repeated and rescaled.
-    """
+    """Make the first convolution take ``in_chans`` channels, keeping pretrained filters meaningful (timm's
+    ``adapt_input_conv``: summed for one channel, repeated and rescaled for more)."""
     import torch
     import torch.nn as nn
+    from timm.models import adapt_input_conv
+
+    from zoo_core.errors import UsageError
 
     first = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     if first is None:
-        raise ValueError(f"{type(model).__name__} has no Conv2d input layer to adapt")
+        raise UsageError(f"{type(model).__name__} has no Conv2d input layer to adapt to {in_chans} channels")
     path, conv = first
     if conv.in_channels == in_chans:
         return model
+    if conv.groups != 1 or (in_chans != 1 and conv.in_channels != 3):
+        raise UsageError(f"cannot adapt {type(model).__name__}'s {conv.in_channels}-channel input layer to "
+                         f"{in_chans} channels")  # fmt: skip
     new = nn.Conv2d(
         in_chans, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
         conv.groups, conv.bias is not None, conv.padding_mode,
     ).to(conv.weight.device, conv.weight.dtype)  # fmt: skip
     with torch.no_grad():
-        w = conv.weight
-        if in_chans == 1:
-            new.weight.copy_(w.sum(dim=1, keepdim=True))
-        else:
-            reps = -(-in_chans // w.shape[1])
-            new.weight.copy_(w.repeat(1, reps, 1, 1)[:, :in_chans] * (w.shape[1] / in_chans))
+        new.weight.copy_(adapt_input_conv(in_chans, conv.weight.detach()))
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     _set_submodule(model, path, new)

@@ -16,9 +16,12 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from zoo_core.weights import WeightsInfo
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
@@ -26,7 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MODEL_KEYS = {
-    "family", "description", "input_size", "mean", "std", "num_classes", "min_input_size",
+    "family", "description", "input_size", "mean", "std", "num_classes", "min_input_size", "takes_input_size",
     "pretrained", "default_tag",
 }  # fmt: skip
 
@@ -78,6 +81,7 @@ class Entry:
     plugin: str
     metadata: dict[str, Any] = field(default_factory=dict)
     builder_ref: dict[str, Any] | None = None
+    kind: str = "model"
     _builder: Callable[..., Any] | None = field(default=None, repr=False)
     _load_builder: Callable[[Entry], Callable[..., Any]] | None = field(default=None, repr=False)
 
@@ -89,13 +93,23 @@ class Entry:
     def builder(self) -> Callable[..., Any]:
         """The callable that builds it; imports the plugin only when first asked for."""
         if self._builder is None:
+            from zoo_core.isolation import run_plugin_code
+
             if self.builder_ref is not None:
-                self._builder = resolve_ref(self.builder_ref)
+                self._builder = run_plugin_code(self.plugin, f"loading {self.kind} '{self.name}'", resolve_ref,
+                                                self.builder_ref)  # fmt: skip
             elif self._load_builder is not None:
                 self._builder = self._load_builder(self)
             else:  # pragma: no cover - every entry is created with one of the two
                 raise RuntimeError(f"{self.qualified} has no builder")
         return self._builder
+
+    def build(self, *args: Any, passthrough: tuple[type[BaseException], ...] = (), **kwargs: Any) -> Any:
+        """Call the builder; whatever the plugin's code raises is that plugin's one-line PluginError."""
+        from zoo_core.isolation import run_plugin_code
+
+        return run_plugin_code(self.plugin, f"building {self.kind} '{self.name}'", self.builder, *args,
+                               passthrough=passthrough, **kwargs)  # fmt: skip
 
     def to_cache(self) -> dict[str, Any]:
         return {"name": self.name, "metadata": self.metadata, "builder_ref": self.builder_ref}
@@ -107,6 +121,30 @@ class ModelEntry(Entry):
 
     # tag -> loader(model) for weights registered through zoo_register_weights (never cached)
     loaders: dict[str, Callable[[Any], None]] = field(default_factory=dict, repr=False)
+    _plugin_default: str | None = field(default=None, repr=False)
+
+    def add_live_tag(self, tag: str, meta: dict[str, Any], loader: Callable[[Any], None]) -> None:
+        """A tag registered by ``zoo_register_weights``: validated metadata and the loader of its weights."""
+        if not self.loaders:
+            self._plugin_default = self.default_tag
+        tags = self.metadata.setdefault("pretrained", {})
+        default = self.default_tag
+        # A model with no weights of its own defaults to its newest published tag.
+        if default is None or (default in self.loaders and str(meta.get("created", "")) >= str(
+            tags[default].get("created", "")
+        )):
+            self.metadata["default_tag"] = tag
+        tags[tag] = meta
+        self.loaders[tag] = loader
+
+    def drop_live_tags(self) -> None:
+        """Forget the tags ``add_live_tag`` added (before the weights hooks run again)."""
+        if not self.loaders:
+            return
+        for tag in self.loaders:
+            self.pretrained.pop(tag, None)
+        self.loaders.clear()
+        self.metadata["default_tag"] = self._plugin_default
 
     @property
     def family(self) -> str:
@@ -127,6 +165,24 @@ class ModelEntry(Entry):
     @property
     def num_classes(self) -> int:
         return int(self.metadata.get("num_classes", 1000))
+
+    @property
+    def takes_input_size(self) -> bool:
+        """The builder takes ``input_size=(H, W)`` and sizes its classifier to it (declared by the plugin)."""
+        return bool(self.metadata.get("takes_input_size"))
+
+    def tag_defaults(self) -> dict[str, Any]:
+        """What a tag of this model inherits when its metadata leaves it out."""
+        return {k: self.metadata.get(k) for k in ("num_classes", "input_size", "mean", "std")}
+
+    def weights(self, tag: str) -> WeightsInfo:
+        """The tag's metadata as the one weights schema (``zoo_core.weights``)."""
+        from zoo_core.weights import from_dict
+
+        if tag not in self.pretrained:
+            close = difflib.get_close_matches(tag, list(self.pretrained))
+            raise UnknownNameError(f"tag of {self.qualified}", tag, close)
+        return from_dict(self.qualified, tag, self.pretrained[tag])
 
 
 def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -150,12 +206,15 @@ def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -
         raise ValueError(f"model {name!r}: num_classes must be positive")
     if metadata.get("min_input_size") is not None:
         meta["min_input_size"] = _size3(name, "min_input_size", metadata["min_input_size"])
+    if metadata.get("takes_input_size"):
+        meta["takes_input_size"] = True
     pretrained = metadata.get("pretrained") or {}
     if not isinstance(pretrained, dict):
         raise ValueError(f"model {name!r}: pretrained must be a dict of tag -> metadata")
-    tags: dict[str, dict[str, Any]] = {}
-    for tag, tag_meta in pretrained.items():
-        tags[tag] = validate_tag_metadata(name, tag, tag_meta)
+    from zoo_core.weights import validate_tag
+
+    defaults = {k: meta[k] for k in ("num_classes", "input_size", "mean", "std")}
+    tags = {tag: validate_tag(name, tag, tag_meta, defaults) for tag, tag_meta in pretrained.items()}
     meta["pretrained"] = tags
     default_tag = metadata.get("default_tag")
     if default_tag is None and tags:
@@ -164,18 +223,6 @@ def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -
         raise ValueError(f"model {name!r}: default_tag {default_tag!r} is not one of its tags")
     meta["default_tag"] = default_tag
     return meta
-
-
-def validate_tag_metadata(name: str, tag: Any, tag_meta: Any) -> dict[str, Any]:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
-        raise ValueError(f"model {name!r}: invalid tag {tag!r}")
-    if not isinstance(tag_meta, dict):
-        raise ValueError(f"model {name!r}: metadata of tag {tag!r} must be a dict")
-    try:
-        json.dumps(tag_meta)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"model {name!r}: metadata of tag {tag!r} is not JSON-able ({e})") from None
-    return dict(tag_meta)
 
 
 def _size3(name: str, key: str, value: Any) -> list[int]:
@@ -201,7 +248,7 @@ def _floats(name: str, key: str, value: Any) -> list[float]:
 class Catalogue:
     """Entries by kind, in plugin precedence order, with bare and qualified name lookup."""
 
-    KINDS = ("model", "dataset", "trainer")
+    KINDS = ("model", "dataset", "trainer", "command")
 
     def __init__(self, plugin_order: list[str]) -> None:
         self.plugin_order = plugin_order
@@ -230,6 +277,15 @@ class Catalogue:
 
     def is_default(self, kind: str, entry: Entry) -> bool:
         return self.bare(kind).get(entry.name) is entry
+
+    def display_name(self, kind: str, entry: Entry) -> str:
+        """The shortest name that means ``entry``: bare where the bare name means it, else qualified."""
+        return entry.name if self.is_default(kind, entry) else entry.qualified
+
+    def display_ref(self, model: str, tag: str | None) -> str:
+        """``name.tag`` for a model given by any name, qualified only where the bare name means another."""
+        entry = self.get("model", model)
+        return self.display_name("model", entry) + (f".{tag}" if tag else "")
 
     def get(self, kind: str, name: str) -> Entry:
         """Look up ``name`` or ``plugin:name``; unknown names raise with the closest matches."""

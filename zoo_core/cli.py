@@ -1,49 +1,69 @@
-"""The ``zoo`` command line: parse, call a library function, print.
+"""The ``zoo`` command line. The core's own commands are about the catalogue (``list``, ``info``,
+``plugins``, ``cache``); every other command comes from a plugin's ``zoo_register_commands`` hook.
 
-Sub-commands that need torch live in their own modules and are imported only when run, so ``zoo
---help`` and ``zoo list`` stay instant. Every ZooError becomes one line on stderr and its exit code.
+Plugin command names and their help come from the metadata cache, so ``zoo --help`` imports no plugin and
+no torch; a command's plugin is imported when the command runs. Every ZooError becomes one line on stderr
+and its exit code, through ``main``.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
+import os
 import sys
 from typing import Any
 
 import click
 
-from zoo_core.errors import ZooError
-
-# name -> "module:attribute"; these commands import torch, so they load only when used.
-LAZY_COMMANDS: dict[str, str] = {
-    "registry": "zoo_core.cli_registry:registry",
-    "benchmark": "zoo_core.cli_benchmark:benchmark",
-    "train": "zoo_core.cli_train:train_cmd",
-    "eval": "zoo_core.cli_train:eval_cmd",
-    "datasets": "zoo_core.cli_train:datasets_cmd",
-}
+from zoo_core.console import echo_json
+from zoo_core.errors import UnknownNameError, UsageError, ZooError
 
 
-class LazyGroup(click.Group):
+class ZooGroup(click.Group):
+    """A click group whose commands beyond its own come from the plugins."""
+
+    def _plugin_commands(self) -> dict[str, Any]:
+        from zoo_core.plugins import get_host
+
+        return dict(get_host(entries=False).catalogue.bare("command"))
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        return sorted({*super().list_commands(ctx), *self._plugin_commands()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY_COMMANDS:
-            module, _, attr = LAZY_COMMANDS[name].partition(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
+        own = super().get_command(ctx, name)
+        if own is not None:
+            return own
+        entry = self._plugin_commands().get(name)
+        if entry is not None:
+            return entry.builder  # imports the plugin now; a plugin that fails is a one-line PluginError
+        from zoo_core.plugins import get_host
+
+        owner = get_host(entries=False).disabled_owner(name)
+        if owner is not None:
+            raise UsageError(f"`zoo {name}` comes from the plugin '{owner}', which ZOO_PLUGINS switches off; add it: "
+                             f"ZOO_PLUGINS={os.environ.get('ZOO_PLUGINS', '')},{owner}")  # fmt: skip
+        import difflib
+
+        raise UnknownNameError("command", name, difflib.get_close_matches(name, self.list_commands(ctx), n=3))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, with plugin commands' help from the cache (no plugin is imported)."""
+        rows = [(name, cmd.get_short_help_str(limit=formatter.width)) for name, cmd in self.commands.items()]
+        rows += [(n, e.metadata.get("help", "")) for n, e in self._plugin_commands().items() if n not in self.commands]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:  # `zoo list | head -1`: the reader has what it wanted
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
 
 
-def echo_json(obj: Any) -> None:
-    if isinstance(obj, list):  # one object a line: readable, and json's C encoder keeps it fast
-        click.echo("[\n" + ",\n".join(json.dumps(o, default=str) for o in obj) + "\n]")
-    else:
-        click.echo(json.dumps(obj, indent=2, default=str))
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo", prog_name="zoo")
 def cli() -> None:
     """zoo: one catalogue of CNNs -- list, train, evaluate, benchmark and publish them."""
@@ -60,8 +80,6 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, as
 
     catalogue = get_catalogue()
     if plugin is not None and plugin not in catalogue.plugin_order:
-        from zoo_core.errors import UnknownNameError
-
         raise UnknownNameError("plugin", plugin, catalogue.plugin_order)
     entries = [e for e in catalogue.find("model", patterns, plugin) if not pretrained or e.pretrained]
     for pattern in patterns:
@@ -85,9 +103,9 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, as
         return
     rows = []
     for e in entries:
-        shown = e.name if catalogue.is_default("model", e) else e.qualified
         tags = f"{len(e.pretrained)} ({e.default_tag})" if e.pretrained else ""
-        rows.append((shown, e.plugin, e.family, "x".join(map(str, e.input_size[1:])), tags))
+        size = "x".join(map(str, e.input_size[1:]))
+        rows.append((catalogue.display_name("model", e), e.plugin, e.family, size, tags))
     from zoo_core.table import format_table
 
     click.echo(format_table(["name", "plugin", "family", "input", "pretrained (default)"], rows))
@@ -118,8 +136,8 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
     if info["pretrained"]:
         click.echo(f"  pretrained    {len(info['pretrained'])} tags, default {info['default_tag']}")
         for tag, meta in info["pretrained"].items():
-            metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if v is not None}
-            shown = "  ".join(f"{k}={v}" for k, v in metrics.items())
+            metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
+            shown = "  ".join(f"{k}={v}" for k, v in list(metrics.items())[:4])
             click.echo(f"    {info['name']}.{tag:<24} {meta.get('source', '')}  {shown}")
 
 
@@ -135,6 +153,7 @@ def plugins_cmd(as_json: bool) -> None:
                                                                           if i.name in order else 0, i.name))]
     for d in infos:
         d["models"] = sum(1 for e in host.catalogue.entries["model"].values() if e.plugin == d["name"])
+        d["commands"] = sorted(e.name for e in host.catalogue.entries["command"].values() if e.plugin == d["name"])
     if as_json:
         echo_json(infos)
         return
@@ -166,9 +185,9 @@ def cache_clear() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: run the CLI, turning user errors into one line and an exit code."""
+    """Console-script entry point: run the CLI; every way a command ends becomes its exit code here."""
     try:
-        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as e:
         click.echo(f"zoo: error: {e}", err=True)
         return e.exit_code
@@ -183,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("zoo: interrupted", err=True)
         return 130
-    except BrokenPipeError:
-        return 0
-    return 0
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 if __name__ == "__main__":

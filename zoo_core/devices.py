@@ -13,7 +13,8 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 def resolve_device(spec: str) -> Any:
-    """``auto|cpu|cuda|cuda:N`` -> torch.device; a device that is not here is a DeviceError."""
+    """``auto|cpu|cuda|cuda:N`` -> torch.device (``cuda:N`` with its index); a device that is not here is a
+    DeviceError."""
     import torch
 
     spec = (spec or "auto").strip().lower()
@@ -28,7 +29,7 @@ def resolve_device(spec: str) -> Any:
     device = torch.device(spec)
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise DeviceError(f"--device {spec}: there are only {torch.cuda.device_count()} CUDA device(s) here")
-    return device
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 def check_precision(device: Any, precision: str) -> None:
@@ -69,3 +70,36 @@ def autocast(device: Any, precision: str) -> contextlib.AbstractContextManager[A
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
     return contextlib.nullcontext()
+
+
+def set_numerics(device: Any, precision: str) -> dict[str, Any]:
+    """Set TF32 and cuDNN autotuning explicitly (never rely on torch's defaults) and return what was set."""
+    import torch
+
+    on_gpu = torch.device(device).type == "cuda"
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32  # torch's default is True for convolutions: say it
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True  # as timm does: fixed shapes, so autotune once
+    return {
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if on_gpu else None,
+    }
+
+
+@contextlib.contextmanager
+def numerics(device: Any, precision: str) -> Any:
+    """``set_numerics`` for the ``with`` block, then the previous settings back."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark)  # fmt: skip
+    set_numerics(device, precision)
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, precision_setting,
+         torch.backends.cudnn.benchmark) = saved  # fmt: skip
+        torch.set_float32_matmul_precision(precision_setting)

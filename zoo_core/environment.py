@@ -4,6 +4,7 @@ no host name, no user)."""
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 from importlib import metadata
@@ -21,11 +22,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
+@functools.cache
+def package_version(dist: str) -> str | None:
+    """An installed distribution's version, or None when it is not installed."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def utc_now() -> str:
+    """The current time as ``2026-12-02T04:48:00Z`` (what every record stores)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -34,13 +42,13 @@ def environment(device: str) -> dict[str, Any]:
 
     env: dict[str, Any] = {
         "device": device,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "torch": torch.__version__,
-        "torchvision": _version("torchvision"),
-        "timm": _version("timm"),
-        "zoo": _version("zoo"),
+        "torchvision": package_version("torchvision"),
+        "timm": package_version("timm"),
+        "zoo": package_version("zoo"),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "cpu_name": cpu_name(),

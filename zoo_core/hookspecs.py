@@ -1,6 +1,8 @@
-"""The plugin contract: every hook zoo calls, with the host-owned ``register`` callback it receives.
+"""The plugin contract: every hook zoo calls, with what it receives.
 
-Plugins mark their implementations with ``zoo_core.hookimpl`` and never import pluggy.
+Plugins mark their implementations with ``zoo_core.hookimpl`` and never import pluggy. Registration hooks
+get a host-owned ``register`` callback, so zoo validates every entry, records which plugin it came from and
+resolves clashes (built-in plugins win) instead of trusting what a hook returns.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def zoo_register_models(register: Any) -> None:
     ``builder(**kwargs)`` returns a ``torch.nn.Module`` and accepts at least ``num_classes``; if the
     model declares pretrained tags it also accepts ``pretrained=TAG``. Metadata keys: ``family``,
     ``description``, ``input_size`` (C, H, W), ``mean``, ``std``, ``num_classes`` (default classes),
-    ``min_input_size``, ``pretrained`` ({tag: {source, url, sha256, metrics, preprocessing, ...}}) and
+    ``min_input_size``, ``takes_input_size`` (the builder takes ``input_size=(H, W)`` and sizes its
+    classifier to it), ``pretrained`` ({tag: weights metadata, see ``zoo_core.weights``}) and
     ``default_tag``. The result is cached per plugin version, so it must not depend on user data.
     """
 
@@ -30,8 +33,8 @@ def zoo_register_models(register: Any) -> None:
 def zoo_register_datasets(register: Any) -> None:
     """Register datasets: ``register(name, builder, **metadata)``.
 
-    ``builder(data_dir=None, **options)`` returns a ``zoo_core.datasets.Dataset`` (``from_arrays`` makes one).
-    Metadata keys: ``description``, ``num_classes``, ``input_size``, ``needs_data_dir``.
+    ``builder(data_dir=None, **options)`` returns a ``zoo_core.datasets.Dataset`` (``from_arrays`` makes
+    one). Metadata keys: ``description``, ``num_classes``, ``input_size``, ``needs_data_dir``.
     """
 
 
@@ -39,15 +42,27 @@ def zoo_register_datasets(register: Any) -> None:
 def zoo_register_trainers(register: Any) -> None:
     """Register trainers: ``register(name, factory, description=...)``.
 
-    ``factory(job)`` trains ``job.model`` (a ``zoo_core.training.TrainJob``: model, data, pipelines,
-    device, config, reporter) and returns a dict of metrics.
+    ``factory(job)`` trains ``job.model`` (a ``zoo_core.trainers.TrainJob``: model, data, pipelines,
+    device, settings, reporter) in place and returns a dict of metrics.
     """
 
 
 @hookspec
 def zoo_register_weights(register: Any) -> None:
-    """Register weights published outside the plugins' code: ``register(model, tag, loader, **metadata)``.
+    """Register weights kept outside a plugin's code: ``register(model, tag, loader, **metadata)``.
 
-    Called on every run (never cached), so it must be cheap: read an index, import no torch.
+    Called on every run (never cached), after every plugin's models are known, so it must be cheap: read
+    an index, import no torch. ``metadata`` follows the weights schema (``zoo_core.weights``);
     ``loader(model)`` loads the weights into a model built with ``metadata["model_kwargs"]``.
+    """
+
+
+@hookspec
+def zoo_register_commands(cli: Any) -> None:
+    """Add commands to the ``zoo`` command line: ``cli`` is a click group (``@cli.command()``,
+    ``cli.add_command(cmd)``).
+
+    Command names and their one-line help are cached per plugin version like the catalogue, so ``zoo
+    --help`` imports no plugin; the plugin is imported when one of its commands runs. Keep torch imports
+    inside the command functions.
     """

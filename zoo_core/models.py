@@ -22,7 +22,8 @@ def resolve(name: str, pretrained: bool | str | None = False) -> tuple[ModelEntr
     return entry, tag
 
 
-def _accepts(fn: Any, arg: str) -> bool:
+def accepts(fn: Any, arg: str) -> bool:
+    """Whether ``fn`` takes the keyword argument ``arg`` (or any keyword)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -46,26 +47,25 @@ def create_model(
     entry, tag = resolve(name, pretrained)
     if num_classes is not None and num_classes < 1:
         raise UsageError(f"num_classes must be positive, got {num_classes}")
-    builder = entry.builder
-    tag_meta = entry.pretrained.get(tag, {}) if tag else {}
+    weights = entry.weights(tag) if tag else None
     args = dict(kwargs)
-    if tag in entry.loaders:
-        # Weights published outside the plugin (the local registry): build as they were trained.
-        args = {**tag_meta.get("model_kwargs", {}), **args}
-        model = builder(**args)
+    if weights is not None and tag in entry.loaders:
+        # Weights kept outside the plugin (the local registry): build the model they were trained as.
+        args = {**weights.model_kwargs, **args}
+        model = entry.build(**args)
         entry.loaders[tag](model)
-        weights_classes = args.get("num_classes", entry.num_classes)
-        weights_chans = args.get("in_chans", entry.input_size[0])
+        weights_classes = weights.num_classes
+        weights_chans = int(args.get("in_chans", weights.preprocessing.channels))
     else:
-        weights_classes = int(tag_meta.get("num_classes", entry.num_classes)) if tag else None
+        weights_classes = weights.num_classes if weights else None
         args["num_classes"] = num_classes if num_classes is not None else weights_classes or entry.num_classes
         if tag:
             args["pretrained"] = tag
         weights_chans = entry.input_size[0]
-        if in_chans is not None and _accepts(builder, "in_chans"):
+        if in_chans is not None and accepts(entry.builder, "in_chans"):
             args["in_chans"] = weights_chans = in_chans
-        model = builder(**args)
-    if num_classes is not None and num_classes != weights_classes and tag in entry.loaders:
+        model = entry.build(**args)
+    if num_classes is not None and num_classes != weights_classes and weights is not None and tag in entry.loaders:
         from zoo_core.adapt import reset_classifier
 
         reset_classifier(model, num_classes, weights_classes)
@@ -91,7 +91,7 @@ def list_models(
     patterns = [pattern] if isinstance(pattern, str) else list(pattern or [])
     catalogue = get_catalogue()
     return [
-        e.name if catalogue.is_default("model", e) else e.qualified
+        catalogue.display_name("model", e)
         for e in catalogue.find("model", patterns, plugin)
         if not pretrained or e.pretrained  # type: ignore[attr-defined]
     ]
@@ -112,7 +112,7 @@ def model_info(name: str, stats: bool = True) -> dict[str, Any]:
     if stats:
         from zoo_core.model_stats import count_gmacs, count_params
 
-        model = entry.builder(num_classes=entry.num_classes)
+        model = entry.build(num_classes=entry.num_classes)
         info["num_params"] = count_params(model)
         info["gmacs"] = round(count_gmacs(model, tuple(entry.input_size)), 4)
     return info

@@ -1,51 +1,55 @@
-"""The plugin host: finds plugins through the ``zoo.plugins`` entry points, loads each one in
-isolation, hands every hook a host-owned ``register`` callback, and caches what each plugin registered.
+"""The plugin host: finds plugins through the ``zoo.plugins`` entry points, loads each one in isolation,
+hands every hook a host-owned ``register`` callback (or, for commands, a click group), and caches what each
+plugin registered.
 
-A plugin that fails to import, has an invalid hook or raises inside one is reported (one warning line,
-and by ``zoo plugins``) and skipped; ``ZOO_STRICT_PLUGINS=1`` makes that an error instead.
-``ZOO_PLUGINS=a,b`` loads only the named plugins.
+A plugin that fails to import, has an invalid hook or raises inside one (``SystemExit`` too) is reported
+(one warning line, and by ``zoo plugins``) and skipped, and nothing it registered is kept;
+``ZOO_STRICT_PLUGINS=1`` makes that an error instead. ``ZOO_PLUGINS=a,b`` loads only the named plugins.
+
+zoo's own plugins are the entry points of the ``zoo`` distribution. They come first, both for bare-name
+precedence and when a third-party distribution declares a plugin of the same name (the built-in always
+keeps it); among themselves they are ranked by their module's ``ZOO_PRECEDENCE`` (lower first, default
+100), then by name. Third-party plugins follow in alphabetical order.
 
 The metadata cache is per plugin, keyed by the plugin's distribution, its version, its requirements'
-versions and its module file's mtime, so a warm ``zoo list`` imports neither torch nor timm. A plugin
-that failed is never cached and is retried on the next run.
+versions and its module file's mtime, in two files: ``<plugin>-<key>.json`` (models, datasets, trainers)
+and ``<plugin>-<key>.summary.json`` (hooks and command names), so ``zoo --help`` reads a few hundred bytes
+and a warm ``zoo list`` imports neither torch nor timm. A plugin that failed is never cached.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import importlib.metadata as md
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from zoo_core import hookspecs
 from zoo_core.atomic_io import atomic_write_json
-from zoo_core.catalogue import (
-    Catalogue,
-    Entry,
-    ModelEntry,
-    callable_ref,
-    validate_model_metadata,
-    validate_tag_metadata,
-)
+from zoo_core.catalogue import Catalogue, Entry, ModelEntry, callable_ref, validate_model_metadata
+from zoo_core.environment import package_version
 from zoo_core.errors import PluginError
+from zoo_core.isolation import one_line, run_plugin_code
 from zoo_core.paths import cache_dir
 
 ENTRY_POINT_GROUP = "zoo.plugins"
-# Bare names resolve to the first plugin in this order that has them; third-party plugins follow.
-BUILTIN_ORDER = ("cnn", "data", "train", "registry", "torchvision", "timm")
-CACHE_SCHEMA = 1
-CACHED_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset", "zoo_register_trainers": "trainer"}
+ZOO_DIST = "zoo"  # the distribution whose entry points are the built-in plugins
+CACHE_SCHEMA = 2
+ENTRY_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset", "zoo_register_trainers": "trainer"}
+COMMAND_HOOK = "zoo_register_commands"
 LIVE_HOOKS = ("zoo_register_weights",)
-ZOO_DIST = "zoo"
+CORE_COMMANDS = ("list", "info", "plugins", "cache")
+DEFAULT_PRECEDENCE = 100  # the catalogue's own commands; no plugin may take them
 
 
 @dataclass
@@ -57,6 +61,7 @@ class PluginInfo:
     dist: str | None = None
     version: str | None = None
     builtin: bool = False
+    precedence: int = DEFAULT_PRECEDENCE
     hooks: list[str] = field(default_factory=list)
     status: str = "ok"  # ok | error | disabled
     errors: list[str] = field(default_factory=list)
@@ -72,15 +77,15 @@ def strict() -> bool:
     return os.environ.get("ZOO_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
 
 
+def enabled_names() -> set[str] | None:
+    """The plugins ``ZOO_PLUGINS`` allows, or None when it allows all."""
+    wanted = os.environ.get("ZOO_PLUGINS")
+    return {n.strip() for n in wanted.split(",") if n.strip()} if wanted else None
+
+
 def precedence(infos: list[PluginInfo]) -> list[str]:
-    """Plugin names in bare-name precedence order."""
-
-    def rank(info: PluginInfo) -> tuple[int, str]:
-        if info.builtin and info.name in BUILTIN_ORDER:
-            return BUILTIN_ORDER.index(info.name), info.name
-        return len(BUILTIN_ORDER), info.name
-
-    return [i.name for i in sorted(infos, key=rank)]
+    """Plugin names in bare-name precedence order: built-ins by their declared rank, then the others by name."""
+    return [i.name for i in sorted(infos, key=lambda i: (not i.builtin, i.precedence if i.builtin else 0, i.name))]
 
 
 class PluginHost:
@@ -94,15 +99,19 @@ class PluginHost:
         self.plugin_list: list[PluginInfo] = []
         self._eps: dict[str, md.EntryPoint] = {}
         self._modules: dict[str, Any] = {}
+        self._entries_loaded = False
+        self._cache_warned = False
         self.catalogue = Catalogue([])
 
     # -- discovery ---------------------------------------------------------------------------------
 
     def discover(self) -> list[PluginInfo]:
-        wanted = os.environ.get("ZOO_PLUGINS")
-        allow = {n.strip() for n in wanted.split(",") if n.strip()} if wanted else None
+        allow = enabled_names()
+        eps = list(md.entry_points(group=ENTRY_POINT_GROUP))
+        # Built-ins first, so that a third-party distribution can never take a built-in plugin's name.
+        eps.sort(key=lambda ep: getattr(getattr(ep, "dist", None), "name", None) != ZOO_DIST)
         infos: list[PluginInfo] = []
-        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in eps:
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
                 name=ep.name,
@@ -124,34 +133,50 @@ class PluginHost:
                 self._eps[info.name] = ep
             infos.append(info)
         self.catalogue.plugin_order = precedence([i for i in infos if i.status != "error"])
+        self.plugin_list = infos
         return infos
 
     # -- loading -----------------------------------------------------------------------------------
 
-    def load(self) -> Catalogue:
-        """Discover every plugin and fill the catalogue, from the cache where it is fresh."""
-        infos = self.discover()
-        order = self.catalogue.plugin_order
-        for info in sorted(infos, key=lambda i: order.index(i.name) if i.name in order else len(order)):
-            if info.status == "error":
-                self._fail(info, None)
-                continue
-            if info.status == "disabled":
-                continue
-            cached = self._read_cache(info) if self.use_cache else None
-            if cached is not None:
-                info.hooks, info.cached = cached["hooks"], True
+    def load(self, entries: bool = True) -> Catalogue:
+        """Discover every plugin and fill the catalogue from the cache where it is fresh.
+
+        ``entries=False`` loads only what the command line needs (hooks and command names); the models,
+        datasets and trainers follow on the next ``load()``.
+        """
+        if not self.plugin_list:
+            infos = self.discover()
+            for info in self._in_order(infos):
+                if info.status == "error":
+                    self._fail(info, None)
+                elif info.status == "ok":
+                    summary = self._read_cache(info, "summary") if self.use_cache else None
+                    if summary is None:
+                        self._load_live(info)
+                    else:
+                        info.hooks, info.cached = summary["hooks"], True
+                        info.precedence = summary["precedence"]
+                        for row in summary["commands"]:
+                            self._add_cached("command", info, row)
+            self.catalogue.plugin_order = precedence([i for i in infos if i.status != "error"])
+        if entries and not self._entries_loaded:
+            self._entries_loaded = True
+            for info in self._in_order(self.plugin_list):
+                if info.status != "ok" or not info.cached:
+                    continue  # live-loaded plugins already added their entries
+                cached = self._read_cache(info, "entries")
+                if cached is None:
+                    self._load_live(info)
+                    continue
                 for kind, rows in cached["entries"].items():
                     for row in rows:
                         self._add_cached(kind, info, row)
-            else:
-                self._load_live(info, write_cache=self.use_cache)
-        # Weights may belong to any plugin's models, so they are registered once every model is known.
-        for info in infos:
-            if info.status == "ok" and any(h in info.hooks for h in LIVE_HOOKS):
-                self._run_live_hooks(info)
-        self.plugin_list = infos
+            self._run_live_hooks()
         return self.catalogue
+
+    def _in_order(self, infos: list[PluginInfo]) -> list[PluginInfo]:
+        order = self.catalogue.plugin_order
+        return sorted(infos, key=lambda i: order.index(i.name) if i.name in order else len(order))
 
     def _import(self, info: PluginInfo) -> Any | None:
         """Import and register the plugin module; None (and the plugin marked failed) on any error."""
@@ -166,47 +191,77 @@ class PluginHost:
                 self.pm.unregister(module)
                 raise pluggy.PluginValidationError(module, f"unknown hook(s) {', '.join(unknown)}")
             hooks = sorted(h.name for h in callers)
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not break zoo
+            rank = getattr(module, "ZOO_PRECEDENCE", DEFAULT_PRECEDENCE)
+            if isinstance(rank, bool) or not isinstance(rank, int):
+                raise TypeError(f"ZOO_PRECEDENCE must be an integer, got {rank!r}")
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break zoo
             self._fail(info, e, "import")
             return None
-        info.hooks = hooks
+        info.hooks, info.precedence = hooks, rank
         self._modules[info.name] = module
         return module
 
-    def _load_live(self, info: PluginInfo, write_cache: bool) -> None:
+    def _load_live(self, info: PluginInfo) -> None:
+        """Import the plugin, run its registration hooks, add what they registered and cache it."""
         module = self._import(info)
         if module is None:
             return
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for hook_name, kind in CACHED_HOOKS.items():
-            if hook_name not in info.hooks:
-                continue
-            collected: list[Entry] = []
-            register = self._register_callback(kind, info, collected)
-            if not self._call(info, hook_name, register):
-                continue
-            for entry in collected:
+        info.cached = False
+        collected: dict[str, list[Entry]] = {}
+        for hook_name, kind in [*ENTRY_HOOKS.items(), (COMMAND_HOOK, "command")]:
+            if hook_name in info.hooks:
+                entries = self._collect(info, hook_name, kind)
+                if entries is None:
+                    return  # the plugin failed: none of what it registered is kept
+                collected[kind] = entries
+        for kind, entries in collected.items():
+            for entry in entries:
                 self.catalogue.add(kind, entry)
-            rows[kind] = [e.to_cache() for e in collected]
-        if write_cache and info.status == "ok":
-            self._write_cache(info, {"hooks": info.hooks, "entries": rows})
+        if self.use_cache:
+            rows = {kind: [e.to_cache() for e in entries] for kind, entries in collected.items()}
+            self._write_cache(info, "entries", {"entries": {k: v for k, v in rows.items() if k != "command"}})
+            self._write_cache(info, "summary", {"hooks": info.hooks, "precedence": info.precedence,
+                                                "commands": rows.get("command", [])})  # fmt: skip
 
-    def _call(self, info: PluginInfo, hook_name: str, register: Callable[..., Any]) -> bool:
+    def _collect(self, info: PluginInfo, hook_name: str, kind: str) -> list[Entry] | None:
+        """Run one registration hook of the plugin; its entries, or None when it failed."""
+        collected: list[Entry] = []
+        if kind == "command":
+            import click
+
+            group = click.Group("zoo")
+            if not self._call(info, hook_name, cli=group):
+                return None
+            try:
+                for name, command in group.commands.items():
+                    if name in CORE_COMMANDS:
+                        raise ValueError(f"command name '{name}' is reserved by zoo itself")
+                    entry = Entry(name, info.name, {"help": command.get_short_help_str(limit=80)}, kind=kind)
+                    entry._builder = command
+                    collected.append(entry)
+            except ValueError as e:
+                self._fail(info, e, hook_name)
+                return None
+            return collected
+        if not self._call(info, hook_name, register=self._register_callback(kind, info, collected)):
+            return None
+        return collected
+
+    def _call(self, info: PluginInfo, hook_name: str, **kwargs: Any) -> bool:
         module = self._modules[info.name]
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             if impl.plugin is not module:
                 continue
             try:
-                impl.function(register=register)
-            except Exception as e:  # noqa: BLE001
+                impl.function(**kwargs)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - sys.exit in a hook must not end zoo
                 self._fail(info, e, hook_name)
                 return False
         return True
 
     def _fail(self, info: PluginInfo, exc: BaseException | None, where: str = "") -> None:
         if exc is not None:
-            msg = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the exception
-            msg = msg if len(msg) <= 400 else msg[:397] + "..."
+            msg = one_line(exc)
             info.errors.append(f"{where}: {msg}" if where else msg)
         info.status = "error"
         line = f"plugin '{info.name}' failed: {info.errors[-1] if info.errors else 'unknown error'}"
@@ -222,7 +277,7 @@ class PluginHost:
         def register(name: str, builder: Callable[..., Any], **metadata: Any) -> None:
             if kind == "model":
                 meta = validate_model_metadata(name, builder, metadata)
-                entry: Entry = ModelEntry(name, info.name, meta)
+                entry: Entry = ModelEntry(name, info.name, meta, kind=kind)
             else:
                 if not isinstance(name, str) or not name or not callable(builder):
                     raise ValueError(f"invalid {kind} registration {name!r}: need a name and a callable")
@@ -230,7 +285,7 @@ class PluginHost:
                     json.dumps(metadata)
                 except (TypeError, ValueError) as e:
                     raise ValueError(f"{kind} {name!r}: metadata is not JSON-able ({e})") from None
-                entry = Entry(name, info.name, dict(metadata))
+                entry = Entry(name, info.name, dict(metadata), kind=kind)
             if name in seen:
                 raise ValueError(f"{kind} {name!r} registered twice by plugin '{info.name}'")
             seen.add(name)
@@ -242,51 +297,90 @@ class PluginHost:
 
     def _add_cached(self, kind: str, info: PluginInfo, row: dict[str, Any]) -> None:
         cls = ModelEntry if kind == "model" else Entry
-        entry = cls(row["name"], info.name, row["metadata"], row.get("builder_ref"))
-        entry._load_builder = lambda e, k=kind: self._live_builder(k, e)
+        entry = cls(row["name"], info.name, row["metadata"], row.get("builder_ref"), kind=kind)
+        entry._load_builder = self._live_builder
         self.catalogue.add(kind, entry)
 
-    def _live_builder(self, kind: str, entry: Entry) -> Callable[..., Any]:
-        """A builder with no importable reference: run the plugin's hook again to get it."""
+    def _live_builder(self, entry: Entry) -> Callable[..., Any]:
+        """A builder with no importable reference (a lambda, a click command): run the hook again."""
         info = self.infos[entry.plugin]
         if self._import(info) is None:
             raise PluginError(f"plugin '{info.name}' cannot be loaded: {'; '.join(info.errors)}")
-        hook_name = next(h for h, k in CACHED_HOOKS.items() if k == kind)
-        collected: list[Entry] = []
-        if not self._call(info, hook_name, self._register_callback(kind, info, collected)):
+        hook = COMMAND_HOOK if entry.kind == "command" else next(h for h, k in ENTRY_HOOKS.items() if k == entry.kind)
+        collected = self._collect(info, hook, entry.kind)
+        if collected is None:
             raise PluginError(f"plugin '{info.name}' failed: {'; '.join(info.errors)}")
         for e in collected:
             if e.name == entry.name:
                 return e.builder
-        raise PluginError(f"plugin '{info.name}' no longer registers {kind} '{entry.name}'; run `zoo cache clear`")
+        raise PluginError(f"plugin '{info.name}' no longer registers {entry.kind} '{entry.name}'; "
+                          "run `zoo cache clear`")
 
-    def _run_live_hooks(self, info: PluginInfo) -> None:
-        if self._import(info) is None:
-            return
+    def disabled_owner(self, command: str) -> str | None:
+        """The switched-off plugin (ZOO_PLUGINS) that would provide ``command``, if any."""
+        for info in self.plugin_list:
+            if info.status != "disabled":
+                continue
+            summary = self._read_cache(info, "summary")
+            if summary is not None:
+                names = {row["name"] for row in summary["commands"]}
+            else:  # never loaded here: ask its hook, without registering the plugin
+                import click
+
+                group = click.Group("zoo")
+                try:
+                    hook = getattr(self._eps[info.name].load(), COMMAND_HOOK, None)
+                    if hook is not None:
+                        hook(cli=group)
+                except (Exception, SystemExit):  # noqa: BLE001 - only a hint is at stake
+                    continue
+                names = set(group.commands)
+            if command in names:
+                return info.name
+        return None
+
+    # -- weights registered on every run ---------------------------------------------------------------
+
+    def _run_live_hooks(self) -> None:
+        for info in self._in_order(self.plugin_list):
+            if info.status == "ok" and any(h in info.hooks for h in LIVE_HOOKS) and self._import(info) is not None:
+                self._run_weights_hook(info)
+
+    def _run_weights_hook(self, info: PluginInfo) -> None:
+        from zoo_core.weights import validate_tag
+
+        pending: list[tuple[ModelEntry, str, Callable[[Any], None], dict[str, Any]]] = []
 
         def register(model: str, tag: str, loader: Callable[[Any], None], **metadata: Any) -> None:
+            plugin = model.partition(":")[0] if ":" in model else None
+            if plugin is not None and self.infos.get(plugin) is not None and self.infos[plugin].status == "disabled":
+                return  # weights of a model whose plugin is switched off on purpose: nothing to say
             entry, _ = self.catalogue.resolve_model(model)
             if not callable(loader):
                 raise ValueError(f"weights {model}.{tag}: loader must be callable")
-            meta = validate_tag_metadata(entry.name, tag, metadata)
-            tags = entry.metadata.setdefault("pretrained", {})
-            default = entry.metadata.get("default_tag")
-            # A model with no weights of its own defaults to its newest published tag.
-            if default is None or (default in entry.loaders and str(meta.get("created", "")) >= str(
-                tags[default].get("created", "")
-            )):
-                entry.metadata["default_tag"] = tag
-            tags[tag] = meta
-            entry.loaders[tag] = loader
+            meta = validate_tag(entry.qualified, tag, metadata, entry.tag_defaults())
+            what = f"loading weights {entry.qualified}.{tag}"
+            pending.append((entry, tag, functools.partial(run_plugin_code, info.name, what, loader), meta))
 
         for hook_name in LIVE_HOOKS:
-            if hook_name in info.hooks:
-                self._call(info, hook_name, register)
+            if hook_name in info.hooks and not self._call(info, hook_name, register=register):
+                return  # a hook that raised keeps nothing it registered
+        for entry, tag, loader, meta in pending:
+            entry.add_live_tag(tag, meta, loader)
+
+    def refresh_weights(self) -> None:
+        """Run the weights hooks again (after a publish or a removal), on this same catalogue."""
+        if not self._entries_loaded:
+            return
+        for entry in self.catalogue.entries["model"].values():
+            entry.drop_live_tags()  # type: ignore[attr-defined]
+        self._run_live_hooks()
 
     # -- the cache -----------------------------------------------------------------------------------
 
-    def _cache_path(self, info: PluginInfo) -> Any:
-        return cache_dir() / "catalogue" / f"{info.name}-{self._cache_key(info)}.json"
+    def _cache_path(self, info: PluginInfo, part: str) -> Path:
+        suffix = ".summary.json" if part == "summary" else ".json"
+        return cache_dir() / "catalogue" / f"{info.name}-{self._cache_key(info)}{suffix}"
 
     def _cache_key(self, info: PluginInfo) -> str:
         from zoo_core import __version__
@@ -299,55 +393,80 @@ class PluginHost:
             req_name = req.split(";")[0].split("[")[0]
             for sep in "<>=!~ ":
                 req_name = req_name.split(sep)[0]
-            parts.append((req_name, _version(req_name)))
+            parts.append((req_name, package_version(req_name)))
         # An editable install changes code without changing its version: key on the module's mtime.
         top = info.module.split(":")[0].split(".")[0]
-        spec = importlib.util.find_spec(top) if top not in sys.modules else sys.modules[top].__spec__
+        try:
+            spec = importlib.util.find_spec(top) if top not in sys.modules else sys.modules[top].__spec__
+        except (ImportError, ValueError):
+            spec = None
         if spec is not None and spec.origin and os.path.exists(spec.origin):
             parts.append(os.path.getmtime(spec.origin))
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
-    def _read_cache(self, info: PluginInfo) -> dict[str, Any] | None:
+    def _read_cache(self, info: PluginInfo, part: str) -> dict[str, Any] | None:
+        """The cached part, or None when it is missing, unreadable or not of the expected shape."""
         try:
-            with open(self._cache_path(info), encoding="utf-8") as f:
+            with open(self._cache_path(info, part), encoding="utf-8") as f:
                 data = json.load(f)
-            return data if data.get("schema") == CACHE_SCHEMA else None
         except (OSError, ValueError):
             return None
+        return data if _valid_cache(data, part) else None
 
-    def _write_cache(self, info: PluginInfo, data: dict[str, Any]) -> None:
-        path = self._cache_path(info)
+    def _write_cache(self, info: PluginInfo, part: str, data: dict[str, Any]) -> None:
+        path = self._cache_path(info, part)
+        stale = re.compile(re.escape(info.name) + r"-[0-9a-f]{16}" + re.escape(path.name[len(info.name) + 17 :]))
         try:
-            for old in path.parent.glob(f"{info.name}-*.json"):
-                old.unlink(missing_ok=True)
+            for old in path.parent.glob(f"{info.name}-*"):
+                if old != path and stale.fullmatch(old.name):
+                    old.unlink(missing_ok=True)
             atomic_write_json(path, {"schema": CACHE_SCHEMA, **data})
         except OSError as e:  # a read-only ZOO_HOME slows zoo down but does not break it
-            print(f"zoo: warning: cannot write the catalogue cache ({e})", file=sys.stderr)
+            if not self._cache_warned:
+                self._cache_warned = True
+                print(f"zoo: warning: cannot write the catalogue cache ({e.strerror or e}); zoo works, but more "
+                      "slowly", file=sys.stderr)  # fmt: skip
 
 
-@functools.cache
-def _version(dist_name: str) -> str | None:
-    try:
-        return md.version(dist_name)
-    except md.PackageNotFoundError:
-        return None
+def _valid_row(row: Any) -> bool:
+    return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("metadata"), dict)
+            and isinstance(row.get("builder_ref"), (dict, type(None))))  # fmt: skip
+
+
+def _valid_cache(data: Any, part: str) -> bool:
+    if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
+        return False
+    if part == "summary":
+        hooks, commands, rank = data.get("hooks"), data.get("commands"), data.get("precedence")
+        return (isinstance(hooks, list) and all(isinstance(h, str) for h in hooks) and isinstance(commands, list)
+                and all(_valid_row(r) for r in commands) and isinstance(rank, int))  # fmt: skip
+    entries = data.get("entries")
+    return isinstance(entries, dict) and all(
+        kind in ENTRY_HOOKS.values() and isinstance(rows, list) and all(_valid_row(r) for r in rows)
+        for kind, rows in entries.items()
+    )
 
 
 _HOST: PluginHost | None = None
 
 
-def get_host(refresh: bool = False) -> PluginHost:
-    """The process-wide plugin host, loaded on first use."""
+def get_host(refresh: bool = False, entries: bool = True) -> PluginHost:
+    """The process-wide plugin host, loaded on first use (``entries=False``: command names only)."""
     global _HOST
     if _HOST is None or refresh:
-        host = PluginHost()
-        host.load()
-        _HOST = host
+        _HOST = PluginHost()
+    _HOST.load(entries=entries)
     return _HOST
 
 
 def get_catalogue(refresh: bool = False) -> Catalogue:
     return get_host(refresh).catalogue
+
+
+def refresh_weights() -> None:
+    """Published weights changed (a new tag, a removed one): register them again in this process."""
+    if _HOST is not None:
+        _HOST.refresh_weights()
 
 
 def reset() -> None:

@@ -1,6 +1,6 @@
 """Top-1/top-5 of the benchmarked weights, measured in the same run exactly as `zoo eval` does.
 
-zoo_core.evaluation owns how published weights are evaluated (their recorded preprocessing, matching
+zoo_train.evaluation owns how published weights are evaluated (their recorded preprocessing, matching
 the dataset's classes to the model's labels), so the benchmark's accuracy and `zoo eval`'s agree.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-# zoo_core.evaluation autocasts bf16 only; other precisions are evaluated in fp32 (TF32 as set).
+# zoo_train.evaluation autocasts bf16 only; other precisions are evaluated in fp32 (TF32 as set).
 EVAL_PRECISIONS = ("fp32", "bf16")
 
 
 def evaluate(built: Any, settings: Any, report: Any) -> dict[str, Any]:
     """Accuracy of ``built``'s weights on ``settings.dataset``'s test split (else val)."""
-    from zoo_core.evaluation import evaluate_published
+    from zoo_train.evaluation import evaluate_published
 
     precision = settings.precision if settings.precision in EVAL_PRECISIONS else "fp32"
     report("evaluate", 0, 1)

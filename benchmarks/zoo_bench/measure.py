@@ -4,7 +4,7 @@ One record per model. Inference runs under ``torch.inference_mode``; bf16/fp16 a
 stay fp32, as in mixed-precision training); TF32 is set explicitly. Each phase warms up, then times
 many steps and reports the median (``samples_per_sec`` = batch / median step) beside timm's
 definition (``samples_per_sec_mean`` = samples / elapsed). A phase that runs out of memory is retried
-with a smaller batch, stepping down as timm's ``decay_batch_step`` does.
+with a smaller batch, stepping down with timm's ``decay_batch_step``.
 """
 
 from __future__ import annotations
@@ -15,29 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zoo_bench.devices import empty_cache, is_out_of_memory, resolve_device, set_numerics, synchronize
+from zoo_bench.devices import empty_cache, is_out_of_memory, synchronize
 from zoo_bench.memory import PeakMemory, tensor_mb
 from zoo_bench.peaks import SOURCE as PEAKS_SOURCE
 from zoo_bench.peaks import peak_tflops
 from zoo_bench.settings import BenchSettings
 from zoo_bench.timing import auto_iters, time_steps
-from zoo_core.devices import autocast, check_precision
+from zoo_core.devices import autocast, check_precision, resolve_device, set_numerics
 from zoo_core.environment import environment
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.model_stats import count_flops, count_params
 
 ProgressFn = Callable[[dict[str, Any]], None]
 TRAIN_LR = 1e-4  # timm's benchmark.py: SGD, lr 1e-4, momentum 0.9, cross-entropy
-
-
-def decay_batch_step(batch_size: int, num_intra_steps: int = 2) -> int:
-    """The next smaller batch after an out-of-memory error, as timm.utils.decay_batch_step steps:
-    256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1, then 0 (give up)."""
-    if batch_size <= 1:
-        return 0
-    base = 2 ** int(math.log2(batch_size - 1))
-    step = max(base // num_intra_steps, 1)
-    return base + ((batch_size - base - 1) // step) * step
 
 
 def significant(value: float, digits: int = 6) -> float:
@@ -61,9 +51,8 @@ def build(spec: str, settings: BenchSettings, device: str) -> Built:
     from zoo_core.models import create_model, resolve
 
     entry, tag = resolve(spec, settings.weights or False)
-    meta = entry.pretrained.get(tag, {}) if tag else {}
     # weights record the input they were trained for; the architecture's default otherwise
-    default_shape = tuple(int(v) for v in (meta.get("preprocessing") or {}).get("input_size") or entry.input_size)
+    default_shape = tuple(entry.weights(tag).preprocessing.input_size if tag else entry.input_size)
     shape = (
         int(default_shape[0]),
         settings.img_size or int(default_shape[1]),
@@ -73,9 +62,9 @@ def build(spec: str, settings: BenchSettings, device: str) -> Built:
     try:
         flops = _probe(model, shape, device, settings.channels_last)
     except (RuntimeError, ValueError) as first:
-        if shape == default_shape:
+        if shape == default_shape or not entry.takes_input_size:
             raise
-        try:  # models whose classifier follows the input size (zoo's CNNs) take it as an argument
+        try:  # a model whose classifier follows its input size (its plugin says so) is built for this one
             model = create_model(entry.qualified, pretrained=tag or False, input_size=shape[1:])
             flops = _probe(model, shape, device, settings.channels_last)
         except (RuntimeError, ValueError, TypeError):
@@ -213,6 +202,8 @@ def _train_phase(built: Built, settings: BenchSettings, batch: int, report: _Rep
 
 def run_with_batch_decay(run: Callable[[int], dict], batch_size: int, device: str) -> dict[str, Any]:
     """``run(batch)``, retried with smaller batches while it runs out of memory (timm's policy)."""
+    from timm.utils import decay_batch_step
+
     batch, retries, last = batch_size, 0, ""
     while batch >= 1:
         try:
@@ -253,7 +244,7 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
     Errors a user caused (unknown model, device, precision) raise ZooError; a model that fails while
     running leaves its message in ``record["error"]`` and keeps the phases that finished.
     """
-    device = resolve_device(settings.device)
+    device = str(resolve_device(settings.device))  # the runner keys devices by name: cpu, cuda:N
     check_precision(device, settings.precision)
     settings = settings.for_device(device)
     env = environment(device)

@@ -21,7 +21,7 @@ def expand_models(patterns: list[str]) -> list[str]:
             entries = catalogue.find("model", [pattern])
             if not entries:
                 raise UsageError(f"no model matches '{pattern}'; see `zoo list`")
-            found += [e.name if catalogue.is_default("model", e) else e.qualified for e in entries]
+            found += [catalogue.display_name("model", e) for e in entries]
         else:
             catalogue.resolve_model(pattern)
             found.append(pattern)
@@ -30,8 +30,7 @@ def expand_models(patterns: list[str]) -> list[str]:
 
 def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
     """Fail before anything runs on a device, precision or dataset request that cannot work."""
-    from zoo_bench.devices import resolve_device
-    from zoo_core.devices import check_precision
+    from zoo_core.devices import check_precision, resolve_device
     from zoo_core.models import resolve
 
     for spec, settings in jobs:

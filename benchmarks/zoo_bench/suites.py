@@ -1,4 +1,5 @@
-"""Suites: named lists of models with settings, kept as JSON files in benchmarks/suites/.
+"""Suites: named lists of models with settings, kept as JSON files in ``zoo_bench/suites/`` (package data,
+so an installed wheel has them).
 
 A suite file holds ``description``, ``settings`` (any BenchSettings field, for every model) and
 ``models``: names, or objects ``{"model": NAME, ...settings for this model only}``. Options given on
@@ -14,7 +15,7 @@ from typing import Any
 from zoo_bench.settings import BenchSettings
 from zoo_core.errors import UsageError
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 
 def available() -> list[str]:
@@ -22,7 +23,7 @@ def available() -> list[str]:
 
 
 def suite_path(name: str) -> Path:
-    """A suite's file: a name from benchmarks/suites/ or a path to a JSON file."""
+    """A suite's file: a name from zoo_bench/suites/ or a path to a JSON file."""
     path = Path(name)
     if path.suffix == ".json" and path.is_file():
         return path

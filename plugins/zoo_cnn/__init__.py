@@ -6,13 +6,16 @@ from typing import Any
 
 from zoo_core import hookimpl
 
+ZOO_PRECEDENCE = 10  # zoo's own models come first for bare names
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 @hookimpl
 def zoo_register_models(register: Any) -> None:
-    common = dict(family="cnn", input_size=(3, 32, 32), mean=CIFAR10_MEAN, std=CIFAR10_STD, num_classes=10)
+    # takes_input_size: the classifier is sized to the input, so the builder takes input_size=(H, W)
+    common = dict(family="cnn", input_size=(3, 32, 32), mean=CIFAR10_MEAN, std=CIFAR10_STD, num_classes=10,
+                  takes_input_size=True)  # fmt: skip
     register(
         "simplecnn",
         build_simplecnn,

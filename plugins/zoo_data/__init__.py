@@ -1,7 +1,7 @@
 """Built-in datasets: cifar10, imagefolder, digits, synthetic.
 
 Each builder returns a ``zoo_core.datasets.Dataset`` of uint8 tensors; image folders are decoded once
-and cached. Builders import torch only when called, so registering them is free.
+and cached (``zoo_data.image_folder``). Builders import torch only when called, so registering them is free.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def build_cifar10(
     data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None
 ) -> Any:
     """CIFAR-10 from an ImageFolder copy, a torchvision ``cifar-10-batches-py`` folder, or a download."""
-    from zoo_core.datasets import load_image_folder
     from zoo_core.errors import UsageError
+    from zoo_data.image_folder import load_image_folder
 
     folder = Path(data_dir).expanduser() if data_dir else _default_dir("cifar10")
     if folder is not None and (folder / "train").is_dir():
@@ -102,8 +102,8 @@ def build_imagefolder(
     data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None
 ) -> Any:
     """Any folder with ``train/`` and ``test/`` (or ``val/``) of class subfolders."""
-    from zoo_core.datasets import load_image_folder
     from zoo_core.errors import UsageError
+    from zoo_data.image_folder import load_image_folder
 
     if not data_dir:
         raise UsageError("the imagefolder dataset needs --data-dir DIR (DIR/train/<class>/*, DIR/test/<class>/*)")
@@ -131,6 +131,6 @@ def build_digits(data_dir: str | None = None, test_fraction: float = 0.2, seed: 
 
 
 def build_synthetic(data_dir: str | None = None, **options: Any) -> Any:
-    from zoo_core.datasets import synthetic
+    from zoo_data.synthetic import synthetic
 
     return synthetic(**options)

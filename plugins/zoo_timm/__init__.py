@@ -7,8 +7,10 @@ import functools
 from typing import Any
 
 from zoo_core import hookimpl
+from zoo_core.weights import INTERPOLATIONS
 
-CFG_KEYS = ("input_size", "test_input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
+ZOO_PRECEDENCE = 30  # after zoo's own CNNs and torchvision
+CFG_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 
 
 @hookimpl
@@ -43,14 +45,18 @@ def _has_weights(cfg: Any) -> bool:
 
 
 def tag_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A timm pretrained config in the weights schema (timm's data config is its preprocessing)."""
+    preprocessing = {k: cfg[k] for k in CFG_KEYS if cfg.get(k) is not None}
+    if preprocessing.get("interpolation") not in INTERPOLATIONS:
+        preprocessing.pop("interpolation", None)  # timm's '' or 'random' mean its default, bilinear
     return {
         "source": "timm",
-        "hf_hub_id": cfg.get("hf_hub_id"),
+        "hf_hub_id": cfg.get("hf_hub_id") or None,
         "url": cfg.get("url") or None,
         "num_classes": cfg.get("num_classes") or 1000,
-        "license": cfg.get("license"),
-        "paper": cfg.get("paper_ids"),
-        "preprocessing": {k: cfg[k] for k in CFG_KEYS if cfg.get(k) is not None},
+        "license": cfg.get("license") or None,
+        "paper": cfg.get("paper_ids") or None,
+        "preprocessing": preprocessing,
     }
 
 

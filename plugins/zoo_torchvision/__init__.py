@@ -8,6 +8,8 @@ from typing import Any
 
 from zoo_core import hookimpl
 
+ZOO_PRECEDENCE = 20  # after zoo's own CNNs, before timm: `resnet50` means torchvision's
+
 FAMILIES = {
     "resnet": re.compile(r"^(resnet\d+|resnext\d+_\w+|wide_resnet\d+_2)$"),
     "inception": re.compile(r"^inception_v3$"),
@@ -34,7 +36,7 @@ def zoo_register_models(register: Any) -> None:
         tags = {w.name.lower(): weight_metadata(w) for w in weights}
         default = tvm.get_model_weights(arch).DEFAULT.name.lower() if weights else None
         first = tags[default] if default else {}
-        crop = first.get("preprocessing", {}).get("crop_size", 299 if family == "inception" else 224)
+        crop = first["preprocessing"]["input_size"][1] if first else (299 if family == "inception" else 224)
         min_size = weights[0].meta.get("min_size") if weights else None
         register(
             arch,
@@ -50,31 +52,37 @@ def zoo_register_models(register: Any) -> None:
 
 
 def weight_metadata(weights: Any) -> dict[str, Any]:
-    """The JSON-able metadata of one torchvision ``Weights`` value."""
+    """One torchvision ``Weights`` value in the weights schema: its ``transforms()`` (resize the shorter side
+    to ``resize_size``, centre-crop ``crop_size``) as preprocessing, its metadata as the rest."""
     meta = weights.meta
     keywords = dict(getattr(weights.transforms, "keywords", {}))
-    interpolation = keywords.get("interpolation")
+    crop = _side(keywords.get("crop_size", 224))
+    resize = _side(keywords.get("resize_size", crop))
     metrics = next(iter(meta.get("_metrics", {}).values()), {})
-    file_hash = re.search(r"-([0-9a-f]{8,})\.pth$", weights.url)
     return {
         "source": "torchvision",
         "url": weights.url,
-        # torchvision names files by the first hex digits of their sha256, and checks them on download
-        "sha256_prefix": file_hash.group(1) if file_hash else None,
         "num_classes": len(meta.get("categories") or ()) or 1000,
         "num_params": meta.get("num_params"),
         "metrics": {"imagenet_top1": metrics.get("acc@1"), "imagenet_top5": metrics.get("acc@5")},
         "gflops": meta.get("_ops"),
         "file_size_mb": meta.get("_file_size"),
         "recipe": meta.get("recipe"),
+        "license": "bsd-3-clause",  # torchvision's licence; the weights' own terms are in its docs
         "preprocessing": {
-            "crop_size": keywords.get("crop_size"),
-            "resize_size": keywords.get("resize_size"),
-            "interpolation": getattr(interpolation, "value", "bilinear"),
+            "input_size": [3, crop, crop],
+            "resize_size": resize,
+            "crop_pct": round(crop / resize, 4),
+            "crop_mode": "center",
+            "interpolation": getattr(keywords.get("interpolation"), "value", "bilinear"),
             "mean": list(keywords.get("mean", (0.485, 0.456, 0.406))),
             "std": list(keywords.get("std", (0.229, 0.224, 0.225))),
         },
     }
+
+
+def _side(value: Any) -> int:
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
 
 
 def build(

@@ -1,9 +1,11 @@
-"""The built-in trainer, ``classifier``: the tutorial's supervised loop made fast and safe.
+"""The training plugin: the ``classifier`` trainer, and the ``zoo train``, ``zoo eval`` and ``zoo datasets``
+commands (``zoo_train.training`` and ``zoo_train.evaluation`` are their library).
 
-Cross-entropy with Adam or SGD over uint8 batches that are augmented and normalised on the device,
-autocast for bf16, a progress report, validation each epoch, an atomic safetensors checkpoint each epoch
-(``--resume`` continues from it), and a clear error when the loss stops being a number. A third-party
-trainer registers the same way and gets the same ``zoo_core.training.TrainJob``.
+``classifier`` is the tutorial's supervised loop made fast and safe: cross-entropy with Adam or SGD over
+uint8 batches that are augmented and normalised on the device, autocast for bf16/fp16, a progress report,
+validation each epoch, an atomic safetensors checkpoint each epoch (``--resume`` continues from it), and a
+clear error when the loss stops being a number. A third-party trainer registers the same way and gets the
+same ``zoo_core.trainers.TrainJob``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ def zoo_register_trainers(register: Any) -> None:
         description="Supervised image classification: cross-entropy, Adam or SGD, per-epoch validation and "
         "checkpoints, resumable",
     )
+
+
+@hookimpl
+def zoo_register_commands(cli: Any) -> None:
+    from zoo_train.cli import datasets_cmd, eval_cmd, train_cmd
+
+    for command in (train_cmd, eval_cmd, datasets_cmd):
+        cli.add_command(command)
 
 
 def train_classifier(job: Any) -> dict[str, Any]:

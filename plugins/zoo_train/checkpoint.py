@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo_core.training import TrainingError
+from zoo_core.trainers import TrainingError
 
 META_KEY = "zoo_checkpoint"
 

@@ -7,7 +7,8 @@ import math
 import time
 from typing import Any
 
-from zoo_core.training import TrainingError, TrainJob, autocast, epochs_iter
+from zoo_core.devices import autocast, numerics
+from zoo_core.trainers import TrainingError, TrainJob
 
 LOG_EVERY = 10  # steps between progress reports (each one reads the loss, which syncs a GPU)
 
@@ -21,6 +22,8 @@ class TrainStep:
         self.model, self.optimizer, self.pipeline, self.device = model, optimizer, pipeline, device
         self.precision = precision
         self.loss_fn = torch.nn.CrossEntropyLoss()
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
 
     def __call__(self, images: Any, labels: Any, generator: Any = None) -> tuple[Any, Any]:
         """One step; returns the (detached) loss and the number of correct predictions, as tensors."""
@@ -30,8 +33,13 @@ class TrainStep:
             logits = self.model(x)
             loss = self.loss_fn(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         return loss.detach(), (logits.detach().argmax(1) == labels).sum()
 
 
@@ -64,11 +72,16 @@ def _diverged(value: float, epoch: int, step: int, lr: float) -> TrainingError:
 
 
 def train_classifier(job: TrainJob) -> dict[str, Any]:
+    with numerics(job.device, job.config.precision):
+        return _train(job)
+
+
+def _train(job: TrainJob) -> dict[str, Any]:
     import torch
 
     from zoo_core.datasets import batches, num_batches
-    from zoo_core.evaluation import top1
     from zoo_train.checkpoint import load_checkpoint, save_checkpoint
+    from zoo_train.evaluation import top1
 
     cfg, device, reporter = job.config, job.device, job.reporter
     optimizer = make_optimizer(cfg, job.params)
@@ -81,7 +94,7 @@ def train_classifier(job: TrainJob) -> dict[str, Any]:
     elif job.resume:
         reporter.info("no checkpoint yet: starting from epoch 1")
     steps = num_batches(job.train, cfg.batch_size, train=True)
-    for epoch in epochs_iter(job, start):
+    for epoch in job.epochs(start):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         job.train_mode()
         reporter.epoch_start(epoch, cfg.epochs, steps)

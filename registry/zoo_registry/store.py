@@ -23,13 +23,15 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from zoo_core.catalogue import NAME_RE, TAG_RE
-from zoo_core.errors import UnknownNameError, UsageError, WeightsError, ZooError
-from zoo_core.paths import zoo_home
+from zoo_core.environment import utc_now
+from zoo_core.errors import UnknownNameError, UsageError, WeightsError
+from zoo_core.paths import registry_dir
+from zoo_core.plugins import get_catalogue, refresh_weights
+from zoo_core.weights import PREPROCESSING_FIELDS, SchemaError, validate_tag
 from zoo_registry.file_lock import LockBusy, file_lock
 
 WEIGHTS_FILE = "model.safetensors"
@@ -86,7 +88,7 @@ class PublishedEntry:
 
 
 def registry_root() -> Path:
-    return zoo_home() / "registry"
+    return registry_dir()
 
 
 def _entry_dir(plugin: str, model: str, tag: str) -> Path:
@@ -113,8 +115,6 @@ def qualify(model_name: str) -> tuple[str, str]:
     if ":" in model_name:
         plugin, _, name = model_name.partition(":")
     else:
-        from zoo_core.plugins import get_catalogue
-
         try:
             entry = get_catalogue().get("model", model_name)
             plugin, name = entry.plugin, entry.name
@@ -165,6 +165,11 @@ def read_entry(entry_dir: Path) -> PublishedEntry:
         )
     if not isinstance(config.get("model_kwargs"), dict) or not isinstance(config.get("sha256"), str):
         raise ValueError("config.json lacks model_kwargs or sha256")
+    classes, labels = config.get("num_classes"), config.get("labels") or []
+    kwargs_classes = config["model_kwargs"].get("num_classes", classes)
+    if not isinstance(labels, list) or (labels and len(labels) != classes) or kwargs_classes != classes:
+        raise ValueError(f"config.json disagrees with itself: num_classes {classes!r}, {len(labels)} labels, "
+                         f"model_kwargs num_classes {kwargs_classes!r}")  # fmt: skip
     try:
         with open(entry_dir / METRICS_FILE, encoding="utf-8") as f:
             metrics = json.load(f)
@@ -173,6 +178,33 @@ def read_entry(entry_dir: Path) -> PublishedEntry:
     if not isinstance(metrics, dict):
         raise ValueError("metrics.json is not an object")
     return PublishedEntry(qualified, tag, entry_dir, config, metrics)
+
+
+def weights_metadata(entry: PublishedEntry) -> dict[str, Any]:
+    """The entry as pretrained-tag metadata in the weights schema (``zoo_core.weights``)."""
+    config = entry.config
+    recorded = config.get("preprocessing") or {}
+    # zoo's training resizes whole images to the input size (no crop); entries older than the schema say
+    # nothing of it.
+    preprocessing = {"crop_pct": 1.0, "crop_mode": "squash", **{k: v for k, v in recorded.items()
+                                                                 if k in PREPROCESSING_FIELDS}}  # fmt: skip
+    meta = {
+        "source": config.get("source") or "local",
+        "path": str(entry.path),
+        "sha256": entry.sha256,
+        "size_bytes": config.get("size_bytes"),
+        "model_kwargs": config["model_kwargs"],
+        "num_classes": config.get("num_classes"),
+        "labels": config.get("labels") or None,
+        "metrics": entry.metrics,
+        "preprocessing": preprocessing,
+        "created": config.get("created"),
+        "license": config.get("license"),
+        "origin": config.get("origin"),
+        "revision": config.get("revision"),
+        "base_model": config.get("base_model"),
+    }
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 def _warn(path: Path, error: BaseException) -> None:
@@ -262,13 +294,9 @@ def _load(model: Any, entry_dir: Path, sha256: str | None) -> None:
         load_weights(model, entry_dir / WEIGHTS_FILE, sha256)
 
 
-def load_into(model: Any, entry: PublishedEntry) -> None:
-    """Load the entry's weights into ``model`` after checking their sha256, format, keys and shapes."""
-    _load(model, entry.path, entry.sha256)
-
-
 def load_published(entry_dir: str | os.PathLike[str], model: Any) -> None:
-    """The catalogue's loader for an entry: reads its current config.json, then loads as ``load_into``."""
+    """The catalogue's loader for an entry: reads its current config.json, then loads the weights after
+    checking their sha256, format, keys and shapes."""
     _load(model, Path(entry_dir), None)
 
 
@@ -306,12 +334,8 @@ def _dump(obj: Any) -> str:
 def _model_ref(qualified: str) -> str:
     """The name to show in usage examples: bare where the bare name means this model."""
     try:
-        from zoo_core.plugins import get_catalogue
-
-        catalogue = get_catalogue()
-        entry = catalogue.get("model", qualified)
-        return entry.name if catalogue.is_default("model", entry) else qualified
-    except ZooError:
+        return get_catalogue().display_ref(qualified, None)
+    except UnknownNameError:
         return qualified
 
 
@@ -337,7 +361,7 @@ def _subdirs_all(path: Path) -> list[Path]:
 def _exists_error(plugin: str, model: str, tag: str, entry_dir: Path) -> UsageError:
     return UsageError(
         f"{plugin}:{model}.{tag} is already published ({entry_dir}); choose another tag, remove it "
-        f"(`zoo registry remove {plugin}:{model}.{tag} --yes`) or publish with overwrite=True"
+        f"(`zoo registry remove {plugin}:{model}.{tag} --yes`) or replace it (`--overwrite`)"
     )
 
 
@@ -349,10 +373,10 @@ def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], tensors: 
 
     try:
         with torch.device("meta"):  # no memory, no init cost
-            rebuilt = entry.builder(**model_kwargs)
+            rebuilt = entry.build(**model_kwargs)
     except Exception:  # noqa: BLE001 - some builders need real tensors; try again on the CPU
         try:
-            rebuilt = entry.builder(**model_kwargs)
+            rebuilt = entry.build(**model_kwargs)
         except Exception as e:  # noqa: BLE001
             raise UsageError(
                 f"cannot rebuild {entry.qualified} from model_kwargs {model_kwargs}: {type(e).__name__}: {e}"
@@ -380,11 +404,10 @@ def publish(
 ) -> PublishedEntry:
     """Publish ``model``'s weights as ``model_name``.``tag``; the tag is then a pretrained tag of the model.
 
-    ``model_kwargs`` must rebuild the model (checked before anything is written). The process's
-    catalogue is reloaded on its next use, so ``create_model(name, pretrained=tag)`` sees the new tag.
+    ``model_kwargs`` must rebuild the model (checked before anything is written). The process's catalogue
+    registers the new tag at once, so ``create_model(name, pretrained=tag)`` sees it.
     """
     from zoo_core import __version__
-    from zoo_core.plugins import get_catalogue, reset
     from zoo_registry.model_card import render
     from zoo_registry.weights_file import save_weights, sha256_file, state_tensors
 
@@ -402,6 +425,14 @@ def publish(
         raise UsageError(f"{qualified}.{tag}: {len(labels)} labels for a model with {num_classes} classes")
 
     catalogue_entry = get_catalogue().get("model", qualified)
+    try:  # what the catalogue will register must fit the weights schema: fail now, before writing
+        checked = validate_tag(qualified, tag, {"source": "local", "num_classes": num_classes, "labels": labels or None,
+                                                "model_kwargs": model_kwargs, "preprocessing": {
+                                                    "crop_pct": 1.0, "crop_mode": "squash", **preprocessing}},
+                               catalogue_entry.tag_defaults())  # fmt: skip
+    except SchemaError as e:
+        raise UsageError(str(e)) from None
+    preprocessing = checked["preprocessing"]
     if tag in catalogue_entry.pretrained and tag not in catalogue_entry.loaders:
         raise UsageError(f"{qualified} already has its own pretrained tag {tag!r}; choose another tag")
     tensors = state_tensors(model)
@@ -434,7 +465,7 @@ def publish(
             "num_params": sum(p.numel() for p in model.parameters()),
             "zoo_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created": utc_now(),
             "training": training,
         }
         _write_text(staging / CONFIG_FILE, _dump(config))
@@ -462,7 +493,7 @@ def publish(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    reset()
+    refresh_weights()
     return PublishedEntry(qualified, tag, entry_dir, config, metrics)
 
 
@@ -477,7 +508,6 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 def update_metrics(model_name: str, tag: str, metrics: dict[str, Any]) -> None:
     """Merge ``metrics`` (nested dicts merge key by key) into the entry's metrics.json and its model card."""
     from zoo_core.atomic_io import atomic_write_text
-    from zoo_core.plugins import reset
     from zoo_registry.model_card import render
 
     plugin, name = qualify(model_name)
@@ -490,12 +520,11 @@ def update_metrics(model_name: str, tag: str, metrics: dict[str, Any]) -> None:
         merged = _merge(entry.metrics, metrics)
         atomic_write_text(entry_dir / METRICS_FILE, _dump(merged))
         atomic_write_text(entry_dir / CARD_FILE, render(entry.config, merged, _model_ref(entry.model_name)))
-    reset()
+    refresh_weights()
 
 
 def remove(model_name: str, tag: str) -> None:
     """Delete the entry ``model_name``.``tag`` (UnknownNameError when there is none)."""
-    from zoo_core.plugins import reset
 
     plugin, name = qualify(model_name)
     _check_tag(tag)
@@ -511,4 +540,4 @@ def remove(model_name: str, tag: str) -> None:
         os.rename(entry_dir, trash / tag)
         _fsync_dir(entry_dir.parent)
         shutil.rmtree(trash, ignore_errors=True)
-    reset()
+    refresh_weights()

@@ -94,10 +94,11 @@ def evaluate_published(
     val) of ``dataset``, preprocessing it as the tag's metadata says."""
     import torch
 
-    from zoo_core.datasets import BatchPipeline, load_dataset
-    from zoo_core.devices import check_precision, resolve_device
+    from zoo_core.datasets import load_dataset
+    from zoo_core.devices import check_precision, numerics, resolve_device
     from zoo_core.environment import environment
     from zoo_core.models import create_model, resolve
+    from zoo_train.pipeline import BatchPipeline
 
     entry, tag = resolve(spec)
     if tag is None:
@@ -105,40 +106,35 @@ def evaluate_published(
         if tag is None:
             raise UsageError(f"{entry.qualified} has no trained weights; train some with `zoo train {entry.name} "
                              f"--dataset {dataset}` or name a tag: {entry.name}.TAG")  # fmt: skip
-    ref = f"{entry.qualified}.{tag}"
-    meta = entry.pretrained[tag]
+    weights = entry.weights(tag)
     dev = resolve_device(device)
     check_precision(dev, precision)
     data = load_dataset(dataset, data_dir, **(data_options or {}))
     model = create_model(entry.qualified, pretrained=tag)
-    pre = dict(meta.get("preprocessing") or {})
-    size = pre.get("input_size") or [entry.input_size[0], *([pre["crop_size"]] * 2 if pre.get("crop_size")
-                                                             else entry.input_size[1:])]  # fmt: skip
-    mean = pre.get("mean") or entry.metadata.get("mean")
-    std = pre.get("std") or entry.metadata.get("std")
-    model_labels = [str(x) for x in (meta.get("labels") or [])]
-    outputs = int(meta.get("num_classes") or entry.num_classes)
+    pre = weights.preprocessing
+    model_labels = list(weights.labels)
     if not model_labels:
-        if outputs != data.num_classes:
-            raise UsageError(f"{ref} predicts {outputs} classes and records no labels; {data.name} has "
-                             f"{data.num_classes} classes, so they cannot be matched")  # fmt: skip
+        if weights.num_classes != data.num_classes:
+            raise UsageError(f"{weights.ref} predicts {weights.num_classes} classes and records no labels; {data.name} "
+                             f"has {data.num_classes} classes, so they cannot be matched")  # fmt: skip
         model_labels = list(data.classes)  # same count and no names: assume the same order
-    mapping = _label_map(model_labels, data.classes, ref)
+    mapping = _label_map(model_labels, data.classes, weights.ref)
     split = data.split(data.eval_split)
     split = type(split)(split.pixels, mapping[split.labels])
-    pipeline = BatchPipeline(mean=mean, std=std, size=size[1:], channels=int(size[0]), device=dev)
+    pipeline = BatchPipeline(mean=pre.mean, std=pre.std, size=pre.input_size[1:], channels=pre.channels, device=dev)
     model.to(dev, memory_format=torch.channels_last)
-    report = evaluate(model, split, pipeline, model_labels, batch_size=batch_size, precision=precision)
+    with numerics(dev, precision):
+        report = evaluate(model, split, pipeline, model_labels, batch_size=batch_size, precision=precision)
     present = set(data.classes)
     report["per_class_top1"] = {k: v for k, v in report["per_class_top1"].items() if k in present}
     return {
         "model": entry.qualified,
         "tag": tag,
-        "ref": ref,
+        "ref": weights.ref,
         "dataset": data.name,
         "split": data.eval_split,
         **report,
-        "preprocessing": {"input_size": list(size), "mean": list(mean), "std": list(std)},
+        "preprocessing": pre.to_dict(),
         "precision": precision,
         "environment": environment(str(dev)),
     }

@@ -1,4 +1,4 @@
-"""``zoo train``, ``zoo eval`` and ``zoo datasets``: parse, call zoo_core.training / evaluation, print."""
+"""``zoo train``, ``zoo eval`` and ``zoo datasets``: parse, call zoo_train.training / evaluation, print."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from typing import Any
 
 import click
 
-from zoo_core.cli import echo_json
-from zoo_core.training import AUGMENTS, OPTIMIZERS, PRECISIONS, SCHEDULES, Reporter
+from zoo_core.console import command_line, echo_json
+from zoo_core.devices import PRECISIONS
+from zoo_core.trainers import Reporter
+from zoo_train.pipeline import AUGMENTS
+from zoo_train.training import OPTIMIZERS, SCHEDULES
 
 
 class ConsoleReporter(Reporter):
@@ -59,30 +62,10 @@ class ConsoleReporter(Reporter):
             self.bar = None
 
 
-def _command(name: str, args: list[str], options: dict[str, Any]) -> str:
-    """The command line that reproduces these settings (recorded with the run and the weights)."""
-    words = ["zoo", name, *args]
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            words.append(flag)
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                words += [flag, str(item)]
-        else:
-            words += [flag, str(value)]
-    return shlex.join(words)
-
-
-def _short_ref(model: str, tag: str) -> str:
-    """``name.tag`` where the bare name means this model, else ``plugin:name.tag``."""
+def _display_ref(model: str, tag: str) -> str:
     from zoo_core.plugins import get_catalogue
 
-    catalogue = get_catalogue()
-    entry = catalogue.get("model", model)
-    return f"{entry.name if catalogue.is_default('model', entry) else entry.qualified}.{tag}"
+    return get_catalogue().display_ref(model, tag)
 
 
 @click.command("train")
@@ -115,13 +98,14 @@ def _short_ref(model: str, tag: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the unfinished run (this --tag, else the newest).")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a published tag or an unfinished run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def train_cmd(model: str, dataset: str, data_opts: tuple[str, ...], resume: bool, as_json: bool,
+@click.pass_context
+def train_cmd(ctx: click.Context, model: str, dataset: str, data_opts: tuple[str, ...], resume: bool, as_json: bool,
               **options: Any) -> None:  # fmt: skip
     """Train MODEL on a dataset, then evaluate it and publish the weights as MODEL.TAG."""
     from zoo_core.datasets import parse_options
-    from zoo_core.training import train
+    from zoo_train.training import train
 
-    command = _command("train", [model], {"dataset": dataset, **options, "data_opt": data_opts, "resume": resume})
+    command = command_line(ctx)
     if data_opts:
         options["data_options"] = parse_options(data_opts)
     reporter = ConsoleReporter()
@@ -130,7 +114,7 @@ def train_cmd(model: str, dataset: str, data_opts: tuple[str, ...], resume: bool
     finally:
         reporter.close()
     m = outcome.metrics
-    ref = _short_ref(outcome.entry.model_name, outcome.entry.tag)
+    ref = _display_ref(outcome.entry.model_name, outcome.entry.tag)
     if as_json:
         echo_json({"run_id": outcome.run_id, "published": outcome.entry.ref, "path": str(outcome.entry.path),
                    "metrics": m, "training": outcome.training})  # fmt: skip
@@ -157,7 +141,7 @@ def eval_cmd(model: str, dataset: str, data_dir: str | None, data_opts: tuple[st
     """Top-1, top-5 and per-class accuracy of MODEL[.TAG] on a dataset's test split."""
     from zoo_core.datasets import parse_options
     from zoo_core.errors import UsageError
-    from zoo_core.evaluation import evaluate_published, plot_confusion
+    from zoo_train.evaluation import evaluate_published, plot_confusion
 
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
@@ -174,7 +158,7 @@ def eval_cmd(model: str, dataset: str, data_dir: str | None, data_opts: tuple[st
         return
     from zoo_core.table import format_table
 
-    ref = _short_ref(report["model"], report["tag"])
+    ref = _display_ref(report["model"], report["tag"])
     click.echo(f"{ref} on {report['dataset']} {report['split']} ({report['num_samples']} images, "
                f"{report['environment']['device']})")  # fmt: skip
     click.echo(f"  top-1 {report['top1']}%   top-{report['topk']} {report['top5']}%")

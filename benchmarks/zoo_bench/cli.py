@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import shlex
 from typing import Any
 
 import click
-from click.core import ParameterSource
-from zoo_bench.settings import COMPILE_MODES, MODES, PRESETS, BenchSettings
 
-from zoo_core.cli import echo_json
+from zoo_bench.settings import COMPILE_MODES, MODES, PRESETS, BenchSettings
+from zoo_core.console import command_line, echo_json, given
 from zoo_core.devices import PRECISIONS
 from zoo_core.errors import UsageError
 
@@ -23,38 +21,14 @@ SETTINGS_PARAMS = {
 }  # fmt: skip
 
 
-def _explicit(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-
-
-def _command(ctx: click.Context) -> str:
-    """The command as typed, rebuilt from the options given (recorded with every result)."""
-    words = ["zoo", "benchmark"]
-    for param in ctx.command.params:
-        if not param.name or not _explicit(ctx, param.name):
-            continue
-        value = ctx.params[param.name]
-        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
-        if isinstance(param, click.Argument):
-            words += list(value)
-        elif getattr(param, "is_flag", False):
-            words.append(flag if value else next((o for o in param.secondary_opts), flag))
-        elif getattr(param, "multiple", False):
-            for v in value:
-                words += [flag, str(v)]
-        else:
-            words += [flag, str(value)]
-    return shlex.join(words)
-
-
 def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: str | None) -> list[tuple[str, Any]]:
     """(model, settings) pairs: device defaults < suite < the suite's model entry < preset < options."""
     from zoo_bench.runner import expand_models
 
-    given = {field: ctx.params[param] for param, field in SETTINGS_PARAMS.items() if _explicit(ctx, param)}
+    options = {field: ctx.params[param] for param, field in SETTINGS_PARAMS.items() if given(ctx, param)}
     preset_values = PRESETS[preset] if preset else {}
     base = {field: ctx.params[param] for param, field in SETTINGS_PARAMS.items()}
-    command = _command(ctx)
+    command = command_line(ctx)
     if suite:
         from zoo_bench.suites import load_suite
 
@@ -65,7 +39,7 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
                 raise UsageError(f"no model of suite '{suite}' matches {' '.join(patterns)}")
         jobs = []
         for model, own in models:
-            values = {**base, **suite_settings, **own, **preset_values, **given, "command": command}
+            values = {**base, **suite_settings, **own, **preset_values, **options, "command": command}
             jobs.append((model, BenchSettings.from_dict(values)))
         expand_models([m for m, _ in jobs])  # unknown names fail before anything runs
         return jobs
@@ -73,7 +47,7 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
         from zoo_bench.suites import available
 
         raise UsageError(f"give --model NAME (wildcards allowed) or --suite NAME (one of: {', '.join(available())})")
-    settings = BenchSettings.from_dict({**base, **preset_values, **given, "command": command})
+    settings = BenchSettings.from_dict({**base, **preset_values, **options, "command": command})
     return [(model, settings) for model in expand_models(patterns)]
 
 
@@ -143,7 +117,6 @@ def benchmark(ctx: click.Context, more_models: tuple[str, ...], models: tuple[st
     """
     from zoo_bench import writers
     from zoo_bench.runner import run_benchmarks
-
     from zoo_core.output import check_output, check_plot, write_output
 
     patterns = [p for item in (*models, *more_models) for p in item.split(",") if p]

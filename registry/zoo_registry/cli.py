@@ -6,7 +6,7 @@ import json
 
 import click
 
-from zoo_core.cli import echo_json
+from zoo_core.console import echo_json
 from zoo_core.errors import UsageError
 
 

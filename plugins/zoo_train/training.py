@@ -1,0 +1,313 @@
+"""``zoo train`` as a library: build a catalogue model for a catalogue dataset, hand both to a trainer
+plugin, evaluate the result on the test split and publish it to the local registry.
+
+The trainer is a plugin (``zoo_register_trainers``): ``factory(job)`` gets a ``zoo_core.trainers.TrainJob``
+and returns its metrics. Everything around it (model building, preprocessing, resume bookkeeping,
+publishing) is the same for every trainer. Runs are kept by ``zoo_train.runs``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from zoo_core.devices import PRECISIONS, check_precision, resolve_device
+from zoo_core.environment import utc_now
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.paths import runs_dir
+from zoo_core.trainers import Reporter, TrainingError, TrainJob
+from zoo_train.pipeline import AUGMENTS
+from zoo_train.runs import choose_tag, find_resumable, published, read_json, run_id_for, write_record
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+DEFAULT_TRAINER = "classifier"
+# What may differ when a run is resumed: where it runs and how long, not what it learns from.
+RESUME_OVERRIDES = {"epochs", "device"}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; recorded with the run and with the published weights."""
+
+    model: str
+    dataset: str
+    data_dir: str | None = None
+    data_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    augment: str = "none"
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = True
+    pretrained: str | None = None
+    freeze_backbone: bool = False
+    img_size: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    tag: str | None = None
+    trainer: str = DEFAULT_TRAINER
+    overwrite: bool = False
+
+    def check(self) -> None:
+        """Raise UsageError for settings that cannot work, before anything is loaded."""
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UsageError("--epochs and --batch-size must be at least 1")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise UsageError(f"--lr must be a positive number, got {self.lr}")
+        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("schedule", self.schedule, SCHEDULES),
+                                     ("augment", self.augment, AUGMENTS)):  # fmt: skip
+            if value not in allowed:
+                raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.freeze_backbone and not self.pretrained:
+            raise UsageError("--freeze-backbone needs --pretrained TAG (a random backbone would stay random)")
+        if self.img_size is not None and self.img_size < 1:
+            raise UsageError(f"--img-size must be positive, got {self.img_size}")
+        if self.tag is not None:
+            from zoo_core.catalogue import TAG_RE
+
+            if not TAG_RE.match(self.tag):
+                raise UsageError(f"invalid tag {self.tag!r}: use letters, digits, '_' and '-' (not first)")
+
+
+@dataclass
+class TrainOutcome:
+    """What ``train`` returns: the published entry, the test metrics and the trainer's own results."""
+
+    run_id: str
+    run_dir: Path
+    entry: Any  # zoo_registry.store.PublishedEntry
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+
+
+def split_validation(dataset: Any, fraction: float) -> tuple[Any, Any, str]:
+    """(train, val, description): the dataset's own val split when it also has a test split; else a
+    held-out ``fraction`` of train (fixed seed, the same for every run); with 0, the test split."""
+    import torch
+
+    train = dataset.split("train")
+    if "val" in dataset.splits and "test" in dataset.splits:
+        return train, dataset.splits["val"], "the dataset's val split"
+    if fraction == 0:
+        return train, dataset.split(dataset.eval_split), f"the {dataset.eval_split} split (--val-fraction 0)"
+    n_val = max(1, int(round(len(train) * fraction)))
+    if n_val >= len(train):
+        raise UsageError(f"the train split has {len(train)} images: too few to hold out {fraction:.0%}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    return train.subset(order[n_val:]), train.subset(order[:n_val]), f"{n_val} images held out of train (seed 0)"
+
+
+def _resume_config(config: TrainConfig, options: dict[str, Any], run_dir: Path, command: str,
+                   dataset: str) -> tuple[TrainConfig, dict[str, Any]]:  # fmt: skip
+    """The recorded settings of the run to resume, with the options that may change applied."""
+    record = read_json(run_dir / "run.json") or {}
+    if record.get("status") == "finished":
+        raise UsageError(f"run {run_dir.name} already finished and was published as {record.get('published')}")
+    try:
+        saved = TrainConfig(**record["config"])
+    except (KeyError, TypeError):  # run.json unreadable, or written by another version of zoo
+        raise UsageError(f"run {run_dir.name} has no settings zoo can read ({run_dir / 'run.json'}); start it "
+                         "again without --resume, with --overwrite") from None  # fmt: skip
+    changed = {k for k in options if k not in RESUME_OVERRIDES and k != "tag" and getattr(saved, k) != options[k]}
+    if saved.dataset.split(":")[-1] != dataset.split(":")[-1]:
+        changed.add("dataset")
+    if changed:
+        names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(changed))
+        raise UsageError(f"{names} cannot change when resuming run {run_dir.name}; only --epochs and --device")
+    for key in RESUME_OVERRIDES & set(options):
+        setattr(saved, key, options[key])
+    saved.check()
+    record["resumes"] = [*record.get("resumes", []), command]
+    return saved, record
+
+
+def train(
+    model: str, dataset: str, *, resume: bool = False, reporter: Reporter | None = None,
+    command: str | None = None, **options: Any,
+) -> TrainOutcome:  # fmt: skip
+    """Train ``model`` on ``dataset`` with ``options`` (TrainConfig fields), then evaluate and publish.
+
+    With ``resume``, continue the unfinished run (``tag`` picks it; else the newest of this model and
+    dataset) with its recorded settings; only ``epochs`` and ``device`` may change.
+    """
+    import torch
+
+    from zoo_core.plugins import get_catalogue
+
+    reporter = reporter or Reporter()
+    known = {f.name for f in fields(TrainConfig)} - {"model", "dataset"}
+    unknown = set(options) - known
+    if unknown:
+        raise UsageError(f"unknown training option(s) {', '.join(sorted(unknown))}")
+    options = {k: v for k, v in options.items() if v is not None}
+    if options.get("data_dir"):  # recorded with the run: --resume may run from another directory
+        options["data_dir"] = str(Path(options["data_dir"]).expanduser().resolve())
+    catalogue = get_catalogue()
+    base, _, spec_tag = model.partition(".")
+    entry = catalogue.get("model", base)
+    if spec_tag:
+        options.setdefault("pretrained", spec_tag)
+    config = TrainConfig(model=entry.qualified, dataset=dataset, **options)
+    config.check()
+    command = command or shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+
+    if resume:
+        run_dir = find_resumable(config.tag, dataset, entry.qualified)
+        config, record = _resume_config(config, options, run_dir, command, dataset)
+        reporter.info(f"resuming run {run_dir.name}")
+    else:
+        plugin, _, name = entry.qualified.partition(":")
+        config.tag = choose_tag(config.tag, config.dataset, entry.qualified)
+        if published(entry.qualified, config.tag) and not config.overwrite:
+            raise UsageError(f"{entry.qualified}.{config.tag} is already published; pass another --tag or --overwrite")
+        run_dir = runs_dir() / run_id_for(plugin, name, config.tag)
+        old = read_json(run_dir / "run.json")
+        if old and old.get("status") == "failed" and not config.overwrite:
+            raise UsageError(f"run {run_dir.name} failed before; start it again with --overwrite or pick another --tag")
+        if old and old.get("status") != "finished" and not config.overwrite:
+            raise UsageError(f"run {run_dir.name} exists and did not finish; continue it with --resume, "
+                             "or start again with --overwrite")  # fmt: skip
+        record = {"run_id": run_dir.name, "model": entry.qualified, "tag": config.tag, "config": asdict(config),
+                  "command": command, "created": utc_now(), "status": "created"}  # fmt: skip
+    assert config.tag is not None
+    trainer = catalogue.get("trainer", config.trainer)  # unknown trainers fail before any data is loaded
+    device = resolve_device(config.device)
+    check_precision(device, config.precision)
+    if not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+    record["status"] = "running"
+    write_record(run_dir, record)
+
+    try:
+        job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter)
+    except ZooError:
+        if not resume:  # nothing was trained: leave no run behind to resume or to take the tag
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    try:
+        result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
+        if not isinstance(result, dict):
+            raise TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict of metrics")
+        for p in job.model.parameters():
+            if not torch.isfinite(p.detach()).all():
+                raise TrainingError(f"trainer {trainer.qualified} left non-finite weights: training diverged")
+        from zoo_train.evaluation import evaluate
+
+        report = evaluate(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels,
+                          batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
+    except (ZooError, torch.cuda.OutOfMemoryError) as e:
+        record["status"] = "failed"
+        write_record(run_dir, record)
+        if isinstance(e, ZooError):
+            raise
+        raise TrainingError(
+            f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
+            "--batch-size and --overwrite (a resumed run keeps its batch size)"
+        ) from None
+    return _publish(job, config, trainer, data, result, report, record, run_dir, model_kwargs, preprocessing,
+                    val_desc, command, device)  # fmt: skip
+
+
+def _publish(job: TrainJob, config: TrainConfig, trainer: Any, data: Any, result: dict[str, Any],
+             report: dict[str, Any], record: dict[str, Any], run_dir: Path, model_kwargs: dict[str, Any],
+             preprocessing: dict[str, Any], val_desc: str, command: str, device: Any) -> TrainOutcome:  # fmt: skip
+    """Publish the trained weights to the local registry and mark the run finished."""
+    import torch
+    from zoo_registry.store import publish
+
+    from zoo_core.environment import environment
+
+    metrics = {
+        "dataset": data.name,
+        "split": data.eval_split,
+        "top1": report["top1"],
+        "top5": report["top5"],
+        "topk": report["topk"],
+        "per_class_top1": report["per_class_top1"],
+        "num_samples": report["num_samples"],
+        "epochs": result.get("epochs", config.epochs),
+        "best_val_top1": result.get("best_val_top1"),
+        "val_top1": result.get("val_top1"),
+        "train_images_per_s": result.get("train_images_per_s"),
+        "train_time_s": result.get("train_time_s"),
+    }
+    training = {
+        **asdict(config),
+        "trainer": trainer.qualified,
+        "loss": result.get("loss", "cross_entropy"),
+        "validation": val_desc,
+        "pipeline": job.train_pipeline.describe(),
+        "history": result.get("history", []),
+        "run_id": run_dir.name,
+        "command": command,
+        "resumed_with": record.get("resumes", []),
+        "environment": environment(str(device)),
+    }
+    job.model.to("cpu", memory_format=torch.contiguous_format)
+    entry = publish(job.model, model_name=config.model, tag=config.tag, model_kwargs=model_kwargs,
+                    labels=job.labels, preprocessing=preprocessing, metrics=metrics, training=training,
+                    overwrite=config.overwrite)  # fmt: skip
+    record.update(status="finished", published=entry.ref, finished=utc_now(), metrics={
+        k: metrics[k] for k in ("top1", "top5", "epochs", "best_val_top1")})  # fmt: skip
+    job.checkpoint_path.unlink(missing_ok=True)  # the weights live in the registry now
+    write_record(run_dir, record)
+    return TrainOutcome(run_dir.name, run_dir, entry, metrics, training)
+
+
+def prepare(
+    config: TrainConfig, device: Any, run_dir: Path, resume: bool, reporter: Reporter
+) -> tuple[TrainJob, Any, dict[str, Any], dict[str, Any], str]:
+    """Load the data, build the model and the pipelines -> (job, dataset, model_kwargs, preprocessing,
+    how validation is done)."""
+    import torch
+
+    from zoo_core.datasets import load_dataset
+    from zoo_train.build import build_model, freeze_backbone
+    from zoo_train.pipeline import BatchPipeline, channel_stats
+
+    data = load_dataset(config.dataset, config.data_dir, **config.data_options)
+    splits = ", ".join(f"{name} {len(split):,}" for name, split in data.splits.items())
+    reporter.info(f"dataset {data.name}: {splits} images of {'x'.join(map(str, data.input_size))}, "
+                  f"{data.num_classes} classes")  # fmt: skip
+    torch.manual_seed(config.seed)
+    model, model_kwargs, preprocessing = build_model(config, data, reporter)
+    train_split, val_split, val_desc = split_validation(data, config.val_fraction)
+    channels = preprocessing["input_size"][0]
+    if preprocessing["mean"] is None:
+        preprocessing["mean"], preprocessing["std"] = channel_stats(train_split, channels)
+    params: list[Any] = list(model.parameters())
+    frozen: list[Any] = []
+    if config.freeze_backbone:
+        params, frozen = freeze_backbone(model, data.num_classes)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
+    if device.type == "cuda":  # the whole uint8 dataset is small next to a GPU's memory: keep it there
+        train_split, val_split = train_split.to(device), val_split.to(device)
+    common = dict(mean=preprocessing["mean"], std=preprocessing["std"], size=preprocessing["input_size"][1:],
+                  channels=channels, device=device, channels_last=config.channels_last)  # fmt: skip
+    job = TrainJob(
+        model=model, train=train_split, val=val_split,
+        train_pipeline=BatchPipeline(augment=config.augment, **common), eval_pipeline=BatchPipeline(**common),
+        config=config, device=device, run_dir=run_dir, resume=resume, params=params, labels=list(data.classes),
+        reporter=reporter, frozen_modules=frozen,
+    )  # fmt: skip
+    n_train = sum(p.numel() for p in params)
+    reporter.info(f"model {config.model} {model_kwargs}, {n_train:,} trainable parameters; validation: {val_desc}")
+    return job, data, model_kwargs, preprocessing, val_desc
