@@ -12,24 +12,27 @@ def _set_submodule(root: Any, path: str, module: Any) -> None:
 
 
 def reset_classifier(model: Any, num_classes: int, old_num_classes: int | None = None) -> Any:
-    """Give ``model`` a fresh classifier for ``num_classes`` (timm's ``reset_classifier`` if it has one).
+    """Give ``model`` a fresh classifier for ``num_classes`` (timm's ``reset_classifier`` if it has one);
+    ``num_classes=0`` removes it, so the model returns its pooled features (timm's convention).
 
     Otherwise every ``nn.Linear`` producing ``old_num_classes`` outputs (the last Linear when not given;
     an Inception's auxiliary head too) is replaced by a new one.
     """
     import torch.nn as nn
 
+    from zoo_core.errors import UsageError
+
     if hasattr(model, "reset_classifier"):
         model.reset_classifier(num_classes)
         return model
     linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(model).__name__} has no Linear classifier to replace")
+        raise UsageError(f"{type(model).__name__} has no Linear classifier to replace")
     if old_num_classes is None:
         old_num_classes = linears[-1][1].out_features
     for path, old in linears:
         if old.out_features == old_num_classes:
-            new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+            new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None) if num_classes else nn.Identity()
             _set_submodule(model, path, new.to(old.weight.device, old.weight.dtype))
     return model
 

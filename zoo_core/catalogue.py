@@ -30,7 +30,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MODEL_KEYS = {
     "family", "description", "input_size", "mean", "std", "num_classes", "min_input_size", "takes_input_size",
-    "pretrained", "default_tag",
+    "takes_features_only", "pretrained", "default_tag",
 }  # fmt: skip
 
 
@@ -123,19 +123,18 @@ class ModelEntry(Entry):
     loaders: dict[str, Callable[[Any], None]] = field(default_factory=dict, repr=False)
     _plugin_default: str | None = field(default=None, repr=False)
 
-    def add_live_tag(self, tag: str, meta: dict[str, Any], loader: Callable[[Any], None]) -> None:
-        """A tag registered by ``zoo_register_weights``: validated metadata and the loader of its weights."""
+    def add_live_tag(self, tag: str, meta: dict[str, Any], loader: Callable[[Any], None],
+                     default: bool = False) -> None:  # fmt: skip
+        """A tag registered by ``zoo_register_weights``: validated metadata and the loader of its weights.
+
+        It becomes the model's default only when the store says so (``zoo registry default``): a model never
+        silently defaults to whatever was trained last."""
         if not self.loaders:
             self._plugin_default = self.default_tag
-        tags = self.metadata.setdefault("pretrained", {})
-        default = self.default_tag
-        # A model with no weights of its own defaults to its newest published tag.
-        if default is None or (default in self.loaders and str(meta.get("created", "")) >= str(
-            tags[default].get("created", "")
-        )):
-            self.metadata["default_tag"] = tag
-        tags[tag] = meta
+        self.metadata.setdefault("pretrained", {})[tag] = meta
         self.loaders[tag] = loader
+        if default:
+            self.metadata["default_tag"] = tag
 
     def drop_live_tags(self) -> None:
         """Forget the tags ``add_live_tag`` added (before the weights hooks run again)."""
@@ -206,8 +205,9 @@ def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -
         raise ValueError(f"model {name!r}: num_classes must be positive")
     if metadata.get("min_input_size") is not None:
         meta["min_input_size"] = _size3(name, "min_input_size", metadata["min_input_size"])
-    if metadata.get("takes_input_size"):
-        meta["takes_input_size"] = True
+    for flag in ("takes_input_size", "takes_features_only"):
+        if metadata.get(flag):
+            meta[flag] = True
     pretrained = metadata.get("pretrained") or {}
     if not isinstance(pretrained, dict):
         raise ValueError(f"model {name!r}: pretrained must be a dict of tag -> metadata")

@@ -24,8 +24,10 @@ def zoo_register_models(register: Any) -> None:
     model declares pretrained tags it also accepts ``pretrained=TAG``. Metadata keys: ``family``,
     ``description``, ``input_size`` (C, H, W), ``mean``, ``std``, ``num_classes`` (default classes),
     ``min_input_size``, ``takes_input_size`` (the builder takes ``input_size=(H, W)`` and sizes its
-    classifier to it), ``pretrained`` ({tag: weights metadata, see ``zoo_core.weights``}) and
-    ``default_tag``. The result is cached per plugin version, so it must not depend on user data.
+    classifier to it), ``takes_features_only`` (the builder handles ``features_only=True`` and
+    ``num_classes=0`` itself; zoo does it for the others), ``pretrained`` ({tag: weights metadata, see
+    ``zoo_core.weights``}) and ``default_tag``. The result is cached per plugin version, so it must not
+    depend on user data. A builder given ``pretrained=TAG`` may set ``model.pretrained_cfg["label_names"]``.
     """
 
 
@@ -49,11 +51,12 @@ def zoo_register_trainers(register: Any) -> None:
 
 @hookspec
 def zoo_register_weights(register: Any) -> None:
-    """Register weights kept outside a plugin's code: ``register(model, tag, loader, **metadata)``.
+    """Register weights kept outside a plugin's code: ``register(model, tag, loader, default=False, **metadata)``.
 
     Called on every run (never cached), after every plugin's models are known, so it must be cheap: read
     an index, import no torch. ``metadata`` follows the weights schema (``zoo_core.weights``);
-    ``loader(model)`` loads the weights into a model built with ``metadata["model_kwargs"]``.
+    ``loader(model)`` loads the weights into a model built with ``metadata["model_kwargs"]``; ``default=True``
+    makes the tag the model's default (what ``pretrained=True`` and a bare name in ``zoo eval`` mean).
     """
 
 

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from zoo_core.catalogue import ModelEntry
-from zoo_core.errors import UsageError, WeightsError
+from zoo_core.errors import UsageError, WeightsError, ZooError
 from zoo_core.plugins import get_catalogue
 
 
@@ -18,8 +18,19 @@ def resolve(name: str, pretrained: bool | str | None = False) -> tuple[ModelEntr
     elif pretrained is True and tag is None:
         tag = entry.default_tag
         if tag is None:
-            raise WeightsError(f"{entry.qualified} has no pretrained weights; see `zoo list --pretrained`")
+            raise no_default_error(entry)
     return entry, tag
+
+
+def no_default_error(entry: ModelEntry) -> ZooError:
+    """The error for ``pretrained=True`` (or a bare name where weights are needed) without a default tag."""
+    shown = get_catalogue().display_name("model", entry)
+    if not entry.pretrained:
+        return WeightsError(f"{shown} has no pretrained weights; see `zoo list --pretrained`, or train some: "
+                            f"zoo train {shown} --dataset ...")  # fmt: skip
+    tags = ", ".join(f"{shown}.{t}" for t in list(entry.pretrained)[:5]) + (" ..." if len(entry.pretrained) > 5 else "")
+    return UsageError(f"{shown} has no default weights; name a tag ({tags}) or set a default: "
+                      f"zoo registry default {shown} TAG")  # fmt: skip
 
 
 def accepts(fn: Any, arg: str) -> bool:
@@ -36,19 +47,29 @@ def create_model(
     pretrained: bool | str | None = False,
     num_classes: int | None = None,
     in_chans: int | None = None,
+    features_only: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Build a model from the catalogue.
 
     ``name`` is ``[plugin:]name[.tag]``; ``pretrained`` is False, True (the default tag) or a tag.
-    ``num_classes`` and ``in_chans`` default to the model's (or its weights'); pretrained weights
-    for a different number of classes get a fresh classifier.
+    ``num_classes`` and ``in_chans`` default to the model's (or its weights'); pretrained weights for a
+    different number of classes get a fresh classifier; ``num_classes=0`` removes it (the model returns
+    pooled features). ``features_only=True`` returns a module giving the list of stage feature maps, with
+    ``feature_info``. A model built with weights carries them in ``model.pretrained_cfg`` (timm's format:
+    preprocessing, ``num_classes``, ``label_names``).
     """
     entry, tag = resolve(name, pretrained)
-    if num_classes is not None and num_classes < 1:
-        raise UsageError(f"num_classes must be positive, got {num_classes}")
+    if num_classes is not None and num_classes < 0:
+        raise UsageError(f"num_classes must be 0 (no classifier) or more, got {num_classes}")
     weights = entry.weights(tag) if tag else None
+    native = entry.metadata.get("takes_features_only", False)
+    head = num_classes
+    if num_classes == 0 and not native:
+        num_classes = None  # built with its classifier, which is removed below
     args = dict(kwargs)
+    if features_only and native:
+        args["features_only"] = True
     if weights is not None and tag in entry.loaders:
         # Weights kept outside the plugin (the local registry): build the model they were trained as.
         args = {**weights.model_kwargs, **args}
@@ -73,14 +94,59 @@ def create_model(
         from zoo_core.adapt import adapt_input_channels
 
         adapt_input_channels(model, in_chans)
+    classes = num_classes if num_classes is not None else (weights_classes or entry.num_classes)
+    if weights is not None:
+        _attach_pretrained_cfg(model, entry, weights, classes)
+    if head == 0 and not native:
+        from zoo_core.adapt import reset_classifier
+
+        reset_classifier(model, 0, classes)
+        classes = 0
+    if features_only and not native:
+        from zoo_core.features import features_only as extract
+
+        size = weights.preprocessing.input_size if weights else tuple(entry.input_size)
+        if in_chans is not None:
+            size = (in_chans, *size[1:])
+        cfg = getattr(model, "pretrained_cfg", None)
+        model = extract(model, size)
+        if cfg is not None:
+            model.pretrained_cfg = cfg
     model.zoo_spec = {
         "model": entry.qualified,
         "tag": tag,
-        "num_classes": num_classes if num_classes is not None else (weights_classes or entry.num_classes),
+        "num_classes": 0 if head == 0 else classes,
         "in_chans": in_chans if in_chans is not None else weights_chans,
+        "features_only": features_only,
         "kwargs": kwargs,
     }
     return model
+
+
+def _attach_pretrained_cfg(model: Any, entry: ModelEntry, weights: Any, num_classes: int) -> None:
+    """timm's ``pretrained_cfg`` on every model built with weights: its preprocessing and labels."""
+    pre = weights.preprocessing
+    own = dict(getattr(model, "pretrained_cfg", None) or {})
+    labels = list(weights.labels) or list(own.get("label_names") or [])
+    cfg = {
+        **own,
+        "architecture": entry.name,
+        "tag": weights.tag,
+        "source": weights.source,
+        "num_classes": num_classes,
+        "input_size": tuple(pre.input_size),
+        "interpolation": pre.interpolation,
+        "crop_pct": round(min(pre.input_size[1:]) / pre.resize_size, 6) if pre.resize_size else pre.crop_pct,
+        "crop_mode": pre.crop_mode,
+        "mean": tuple(pre.mean),
+        "std": tuple(pre.std),
+        "label_names": labels if len(labels) == num_classes else None,
+        "zoo_weights": weights.ref,
+    }
+    try:
+        model.pretrained_cfg = cfg
+    except (AttributeError, TypeError):  # a model class that forbids new attributes keeps its own
+        pass
 
 
 def list_models(

@@ -349,9 +349,10 @@ class PluginHost:
     def _run_weights_hook(self, info: PluginInfo) -> None:
         from zoo_core.weights import validate_tag
 
-        pending: list[tuple[ModelEntry, str, Callable[[Any], None], dict[str, Any]]] = []
+        pending: list[tuple[ModelEntry, str, Callable[[Any], None], dict[str, Any], bool]] = []
 
-        def register(model: str, tag: str, loader: Callable[[Any], None], **metadata: Any) -> None:
+        def register(model: str, tag: str, loader: Callable[[Any], None], *, default: bool = False,
+                     **metadata: Any) -> None:  # fmt: skip
             plugin = model.partition(":")[0] if ":" in model else None
             if plugin is not None and self.infos.get(plugin) is not None and self.infos[plugin].status == "disabled":
                 return  # weights of a model whose plugin is switched off on purpose: nothing to say
@@ -360,13 +361,13 @@ class PluginHost:
                 raise ValueError(f"weights {model}.{tag}: loader must be callable")
             meta = validate_tag(entry.qualified, tag, metadata, entry.tag_defaults())
             what = f"loading weights {entry.qualified}.{tag}"
-            pending.append((entry, tag, functools.partial(run_plugin_code, info.name, what, loader), meta))
+            pending.append((entry, tag, functools.partial(run_plugin_code, info.name, what, loader), meta, default))
 
         for hook_name in LIVE_HOOKS:
             if hook_name in info.hooks and not self._call(info, hook_name, register=register):
                 return  # a hook that raised keeps nothing it registered
-        for entry, tag, loader, meta in pending:
-            entry.add_live_tag(tag, meta, loader)
+        for entry, tag, loader, meta, default in pending:
+            entry.add_live_tag(tag, meta, loader, default)
 
     def refresh_weights(self) -> None:
         """Run the weights hooks again (after a publish or a removal), on this same catalogue."""

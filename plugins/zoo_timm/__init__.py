@@ -34,6 +34,7 @@ def zoo_register_models(register: Any) -> None:
                 mean=default_cfg.get("mean", (0.485, 0.456, 0.406)),
                 std=default_cfg.get("std", (0.229, 0.224, 0.225)),
                 num_classes=default_cfg.get("num_classes") or 1000,
+                takes_features_only=True,
                 min_input_size=default_cfg.get("min_input_size"),
                 pretrained=tags,
                 default_tag=next(iter(tags), None),
@@ -77,12 +78,29 @@ def build(arch: str, num_classes: int = 1000, pretrained: str | None = None, **k
             "connect to the internet once, or warm the cache (HF_HOME)"
         )
     try:
-        return timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+        model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
     except (OSError, RuntimeError, ConnectionError) as e:  # HF hub and URL errors are OSErrors
         raise WeightsError(
             f"cannot get timm weights {name} ({type(e).__name__}: {str(e).splitlines()[0]}); "
             "connect to the internet once, or warm the Hugging Face cache (HF_HOME)"
         ) from None
+    _name_classes(model)
+    return model
+
+
+def _name_classes(model: Any) -> None:
+    """Put the class names of ImageNet-family weights into ``pretrained_cfg["label_names"]`` (timm keeps
+    them in its ImageNetInfo, keyed by the number of classes)."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or cfg.get("label_names"):
+        return
+    subset = infer_imagenet_subset(model)
+    if subset:
+        info = ImageNetInfo(subset)
+        cfg["label_names"] = info.label_descriptions()
+        cfg["label_ids"] = info.label_names()
 
 
 def _in_hf_cache(hub_id: str) -> bool:

@@ -129,4 +129,6 @@ def _build(arch: str, num_classes: int, pretrained: str | None, **kwargs: Any) -
         model.aux_logits, model.AuxLogits = False, None
     if num_classes != categories:
         reset_classifier(model, num_classes, categories)
+    else:  # the weights' own classes: their names travel with the model (zoo's create_model reads them)
+        model.pretrained_cfg = {"label_names": list(weights.meta.get("categories") or [])}
     return model

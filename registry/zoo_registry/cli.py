@@ -83,3 +83,26 @@ def remove_cmd(ref: str, yes: bool) -> None:
         raise UsageError(f"`zoo registry remove {ref}` deletes {entry.path}; add --yes to confirm")
     remove(entry.model_name, tag)
     click.echo(f"removed {entry.ref} ({entry.path})")
+
+
+@registry.command("default")
+@click.argument("model")
+@click.argument("tag", required=False)
+@click.option("--clear", is_flag=True, help="Remove the default: MODEL then has none.")
+def default_cmd(model: str, tag: str | None, clear: bool) -> None:
+    """Set the weights MODEL means with pretrained=True (and in `zoo eval MODEL`): a published TAG."""
+    from zoo_registry.store import get_default, set_default
+
+    if model.count(".") == 1 and tag is None and not clear:
+        model, tag = model.split(".")  # MODEL.TAG, the way weights are named everywhere else
+    if clear:
+        set_default(model, None)
+        click.echo(f"{model} has no default weights now")
+        return
+    if tag is None:
+        current = get_default(model)
+        click.echo(f"{model}: default {current}" if current else f"{model} has no default weights (set one: "
+                   f"zoo registry default {model} TAG)")  # fmt: skip
+        return
+    set_default(model, tag)
+    click.echo(f"{model} means {model}.{tag} now (pretrained=True, `zoo eval {model}`)")

@@ -12,15 +12,26 @@ import sys
 from typing import Any
 
 from zoo_core import hookimpl
-from zoo_registry.store import load_published, scan, weights_metadata
+from zoo_registry.store import DEFAULT_FILE, load_published, scan, weights_metadata
+
+
+def _default_of(model_dir: Any) -> str | None:
+    try:
+        return (model_dir / DEFAULT_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 @hookimpl
 def zoo_register_weights(register: Any) -> None:
+    defaults: dict[Any, str | None] = {}
     for entry in scan():
+        model_dir = entry.path.parent
+        if model_dir not in defaults:
+            defaults[model_dir] = _default_of(model_dir)
         try:
             register(entry.model_name, entry.tag, functools.partial(load_published, str(entry.path)),
-                     **weights_metadata(entry))  # fmt: skip
+                     default=defaults[model_dir] == entry.tag, **weights_metadata(entry))  # fmt: skip
         except Exception as e:  # noqa: BLE001 - one entry (say, of an uninstalled plugin) must not hide the rest
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             print(f"zoo: warning: registry entry {entry.path} skipped: {msg}", file=sys.stderr)

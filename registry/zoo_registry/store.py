@@ -541,3 +541,33 @@ def remove(model_name: str, tag: str) -> None:
         _fsync_dir(entry_dir.parent)
         shutil.rmtree(trash, ignore_errors=True)
     refresh_weights()
+
+
+# -- the default tag of a model ------------------------------------------------------------------------
+
+DEFAULT_FILE = ".default"  # <registry>/<plugin>/<model>/.default holds the tag `pretrained=True` means
+
+
+def get_default(model_name: str) -> str | None:
+    """The tag set with ``set_default`` for ``model_name``, or None (a stale one, whose entry is gone, too)."""
+    plugin, name = qualify(model_name)
+    model_dir = registry_root() / plugin / name
+    try:
+        tag = (model_dir / DEFAULT_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return tag if TAG_RE.match(tag) and (model_dir / tag).is_dir() else None
+
+
+def set_default(model_name: str, tag: str | None) -> None:
+    """Make ``tag`` (a published entry) the default weights of ``model_name``; None clears it."""
+    from zoo_core.atomic_io import atomic_write_text
+
+    plugin, name = qualify(model_name)
+    path = registry_root() / plugin / name / DEFAULT_FILE
+    if tag is None:
+        path.unlink(missing_ok=True)
+    else:
+        get(f"{plugin}:{name}", tag)  # an unknown entry is an error, with close tags
+        atomic_write_text(path, tag + "\n")
+    refresh_weights()
