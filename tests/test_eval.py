@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from zoo_registry import store
 from zoo_train.evaluation import accuracy_report
 
@@ -93,3 +95,92 @@ def test_eval_errors_are_one_line(args: list[str], code: int, message: str, caps
     assert main(["eval", *args]) == code
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- weights that crop: evaluation reads the files as their own library would ----------------------------
+
+CLASSES = ["n01440764", "n01443537", "n01484850"]  # ImageNet WordNet ids: tench, goldfish, great white shark
+
+
+def write_photo_folder(root: Path, split: str, per_class: int = 6) -> Path:
+    """Photos of several sizes and aspect ratios, one colour cast per class (learnable, and crop-sensitive)."""
+    rng = np.random.default_rng(1)
+    for c, wnid in enumerate(CLASSES):
+        folder = root / split / wnid
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            h, w = int(rng.integers(40, 70)), int(rng.integers(40, 70))
+            pixels = rng.integers(0, 120, (h, w, 3))
+            pixels[..., c] += 100 + int(rng.integers(0, 30))
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:02d}.{'jpg' if i % 2 else 'png'}")
+    return root
+
+
+def publish_cropping_model(tag: str, labels: list[str]) -> dict:
+    """resnet18 at 32 px with torchvision-style preprocessing: resize the shorter side to 36, centre crop 32."""
+    torch.manual_seed(0)
+    model = zoo_core.create_model("resnet18", num_classes=3)
+    pre = {"input_size": [3, 32, 32], "resize_size": 36, "crop_mode": "center", "crop_pct": 32 / 36,
+           "interpolation": "bicubic", "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.25, 0.25]}  # fmt: skip
+    store.publish(model, model_name="resnet18", tag=tag, labels=labels, model_kwargs={"num_classes": 3},
+                  preprocessing=pre)  # fmt: skip
+    return pre
+
+
+def reference_top1(folder: Path, model: torch.nn.Module, pre: dict) -> float:
+    """torchvision's ImageFolder and transforms, and a plain loop: what a user would write by hand."""
+    import torchvision.transforms as T
+    from torchvision.datasets import ImageFolder
+
+    transform = T.Compose([T.Resize(pre["resize_size"], interpolation=T.InterpolationMode.BICUBIC),
+                           T.CenterCrop(32), T.ToTensor(), T.Normalize(pre["mean"], pre["std"])])  # fmt: skip
+    hits = total = 0
+    model.eval()
+    with torch.no_grad():
+        for image, label in ImageFolder(str(folder), transform):
+            hits += int(model(image[None]).argmax(1).item() == label)
+            total += 1
+    return round(100.0 * hits / total, 2)
+
+
+def test_eval_equals_the_reference_loop_on_a_val_only_folder(tmp_path: Path, capsys) -> None:
+    root = write_photo_folder(tmp_path / "photos", "val")
+    pre = publish_cropping_model("crop", labels=["tench", "goldfish", "great white shark"])
+    import torchvision.models as tvm
+
+    # the folders are WordNet ids, the weights name their classes: matched through ImageNet's ids needs 1000
+    # outputs, so here the labels are the ids themselves -- and a second tag names them, to match by name
+    publish_cropping_model("ids", labels=CLASSES)
+    assert main(["eval", "resnet18.ids", "--dataset", "imagefolder", "--data-dir", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["read_from"] == "files" and report["split"] == "val" and report["num_samples"] == 18
+    assert report["label_matching"] == "by name" and report["preprocessing"]["resize_size"] == 36
+    model = zoo_core.create_model("resnet18.ids")
+    assert report["top1"] == reference_top1(root / "val", model, pre)
+    assert tvm is not None
+
+    # --limit spreads its images over every class; --img-size keeps the crop share
+    assert main(["eval", "-m", "resnet18.ids", "-d", "imagefolder", "--data-dir", str(root / "val"), "--limit", "6",
+                 "--img-size", "24", "--json"]) == 0  # fmt: skip
+    small = json.loads(capsys.readouterr().out)
+    assert small["num_samples"] == 6 and set(small["per_class_top1"]) == set(CLASSES)
+    assert small["preprocessing"]["input_size"] == [3, 24, 24]
+    assert small["preprocessing"]["crop_pct"] == pytest.approx(32 / 36, abs=1e-5)
+
+
+def test_imagenet_folders_match_a_1000_class_model_by_wordnet_id(tmp_path: Path, capsys) -> None:
+    root = write_photo_folder(tmp_path / "imagenet", "val", per_class=2)
+    from timm.data import ImageNetInfo
+
+    names = ImageNetInfo("imagenet-1k").label_descriptions()
+    torch.manual_seed(0)
+    model = zoo_core.create_model("resnet18", num_classes=1000)
+    store.publish(model, model_name="resnet18", tag="in1k", labels=names, model_kwargs={"num_classes": 1000},
+                  preprocessing={"input_size": [3, 32, 32], "resize_size": 36, "crop_mode": "center"})  # fmt: skip
+    assert main(["eval", "resnet18.in1k", "--dataset", "imagefolder", "--data-dir", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["label_matching"] == "by ImageNet id" and report["num_samples"] == 6
+    assert set(report["per_class_top1"]) == set(CLASSES) and "confusion" not in report  # 1000 x 1000 left out
+    assert main(["eval", "resnet18.in1k", "--dataset", "imagefolder", "--data-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "matched to the weights' by ImageNet id" in out and "resize 36 (bilinear), centre crop 32x32" in out

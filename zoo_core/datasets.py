@@ -21,10 +21,12 @@ from zoo_core.errors import UsageError
 
 @dataclass
 class Split:
-    """One split: ``pixels`` is uint8 N x H x W x C, ``labels`` int64 N."""
+    """One split: ``pixels`` is uint8 N x H x W x C, ``labels`` int64 N; ``paths`` are the image files, in
+    order, when the dataset came from files (a dataset loaded with ``decode=False`` has only those)."""
 
     pixels: Any
     labels: Any
+    paths: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -35,10 +37,12 @@ class Split:
         return self.pixels.permute(0, 3, 1, 2)
 
     def subset(self, index: Any) -> Split:
-        return Split(self.pixels.index_select(0, index), self.labels.index_select(0, index))
+        paths = [self.paths[i] for i in index.tolist()] if self.paths is not None else None
+        pixels = self.pixels.index_select(0, index) if self.pixels is not None else None
+        return Split(pixels, self.labels.index_select(0, index), paths)
 
     def to(self, device: Any) -> Split:
-        return Split(self.pixels.to(device), self.labels.to(device))
+        return Split(self.pixels.to(device) if self.pixels is not None else None, self.labels.to(device), self.paths)
 
 
 @dataclass
@@ -55,12 +59,19 @@ class Dataset:
         return len(self.classes)
 
     @property
+    def _decoded(self) -> Split:
+        split = next((s for s in self.splits.values() if s.pixels is not None), None)
+        if split is None:
+            raise UsageError(f"dataset {self.name} was loaded as files only (decode=False): it has no pixels")
+        return split
+
+    @property
     def channels(self) -> int:
-        return int(self.splits["train"].pixels.shape[3])
+        return int(self._decoded.pixels.shape[3])
 
     @property
     def image_size(self) -> tuple[int, int]:
-        shape = self.splits["train"].pixels.shape
+        shape = self._decoded.pixels.shape
         return int(shape[1]), int(shape[2])
 
     @property
@@ -88,26 +99,44 @@ class Dataset:
         }
 
 
-def validate(dataset: Any, name: str) -> Dataset:
-    """Check what a dataset builder returned, so a plugin's mistake is one clear line."""
+def validate(dataset: Any, name: str, for_training: bool = True) -> Dataset:
+    """Check what a dataset builder returned, so a plugin's mistake is one clear line. A dataset to train on
+    needs a train split with an image of every class (at least two classes); one to evaluate needs a test
+    or val split."""
     import torch
 
     if not isinstance(dataset, Dataset):
         raise UsageError(f"dataset {name}: the builder returned {type(dataset).__name__}, not a zoo Dataset")
-    if "train" not in dataset.splits or not ({"test", "val"} & set(dataset.splits)):
-        raise UsageError(f"dataset {name}: needs a train split and a test or val split, has {list(dataset.splits)}")
+    if not ({"test", "val"} & set(dataset.splits)) or (for_training and "train" not in dataset.splits):
+        need = "a train split and a test or val split" if for_training else "a test or val split"
+        raise UsageError(f"dataset {name}: needs {need}, has {list(dataset.splits)}")
     shape = None
     for split_name, split in dataset.splits.items():
         p, y = split.pixels, split.labels
-        if p.dtype != torch.uint8 or p.dim() != 4 or p.shape[3] not in (1, 3) or y.dim() != 1:
-            raise UsageError(f"dataset {name}: split {split_name} must be uint8 N x H x W x C (C 1 or 3)")
-        if p.shape[0] != y.shape[0] or p.shape[0] == 0:
-            raise UsageError(f"dataset {name}: split {split_name} has {p.shape[0]} images, {y.shape[0]} labels")
-        if shape is not None and tuple(p.shape[1:]) != shape:
-            raise UsageError(f"dataset {name}: splits have different image shapes")
-        shape = tuple(p.shape[1:])
+        if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] == 0:
+            raise UsageError(f"dataset {name}: split {split_name} has no labels (an int64 vector, one per image)")
+        if p is None:
+            if split.paths is None or len(split.paths) != y.shape[0]:
+                raise UsageError(f"dataset {name}: split {split_name} has neither pixels nor one file per label")
+        else:
+            if p.dtype != torch.uint8 or p.dim() != 4 or p.shape[3] not in (1, 3):
+                raise UsageError(f"dataset {name}: split {split_name} must be uint8 N x H x W x C (C 1 or 3)")
+            if p.shape[0] != y.shape[0]:
+                raise UsageError(f"dataset {name}: split {split_name} has {p.shape[0]} images, {y.shape[0]} labels")
+            if shape is not None and tuple(p.shape[1:]) != shape:
+                raise UsageError(f"dataset {name}: splits have different image shapes")
+            shape = tuple(p.shape[1:])
         if int(y.min()) < 0 or int(y.max()) >= dataset.num_classes:
             raise UsageError(f"dataset {name}: split {split_name} has labels outside 0..{dataset.num_classes - 1}")
+    if for_training:
+        if dataset.num_classes < 2:
+            raise UsageError(f"dataset {name} has {dataset.num_classes} class ({', '.join(dataset.classes)}): a "
+                             "classifier needs at least two")  # fmt: skip
+        counts = torch.bincount(dataset.splits["train"].labels, minlength=dataset.num_classes)
+        empty = [c for c, n in zip(dataset.classes, counts.tolist(), strict=True) if n == 0]
+        if empty:
+            raise UsageError(f"dataset {name}: class(es) {', '.join(empty[:5])} have no training images and would "
+                             "never be learnt; add images or remove them")  # fmt: skip
     return dataset
 
 
@@ -202,9 +231,16 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def load_dataset(name: str, /, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> Dataset:
+def load_dataset(
+    name: str, /, data_dir: str | os.PathLike[str] | None = None, *, decode: bool = True, for_training: bool = True,
+    **options: Any,
+) -> Dataset:  # fmt: skip
     """Build the dataset ``[plugin:]name`` from the catalogue (cached where its builder caches); ``options``
-    go to its builder, so ``name`` is positional-only."""
+    go to its builder, so ``name`` is positional-only.
+
+    ``decode=False`` asks a builder that reads files (one that takes a ``decode`` argument) for the file
+    paths only, without decoding them; other builders decode as usual. ``for_training=False`` accepts a
+    dataset with only a test or val split (evaluation)."""
     import inspect
 
     from zoo_core.plugins import get_catalogue
@@ -216,13 +252,18 @@ def load_dataset(name: str, /, data_dir: str | os.PathLike[str] | None = None, *
     except (TypeError, ValueError):
         params = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = [k for k in options if params and not takes_any and k not in params]
+    reserved = {"decode", "for_training"}  # asked by zoo itself, not options a user gives
+    unknown = [k for k in options if (params and not takes_any and k not in params) or k in reserved]
     if unknown:
-        known = [k for k in params if k != "data_dir"]
+        known = [k for k in params if k != "data_dir" and k not in reserved]
         has = ", ".join(known) or "none"
         raise UsageError(f"dataset {entry.name} has no option {', '.join(unknown)} (it has: {has})")
     if entry.metadata.get("needs_data_dir") and not data_dir:
         raise UsageError(f"dataset {entry.name} needs --data-dir DIR")
+    if not decode and "decode" in params:
+        options = {**options, "decode": False}
+    if not for_training and "for_training" in params:
+        options = {**options, "for_training": False}
     try:
         dataset = entry.build(data_dir=str(data_dir) if data_dir else None, passthrough=(TypeError, ValueError),
                               **options)  # fmt: skip
@@ -233,4 +274,4 @@ def load_dataset(name: str, /, data_dir: str | os.PathLike[str] | None = None, *
             raise UsageError(f"dataset {entry.name}: plugin '{entry.plugin}' failed: {one_line(e)}") from None
         # An option the builder does not take, or a value of the wrong type: the user's to fix.
         raise UsageError(f"dataset {entry.name}: {e} (check its options: {options})") from None
-    return validate(dataset, entry.name)
+    return validate(dataset, entry.name, for_training)

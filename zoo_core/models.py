@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from zoo_core.catalogue import ModelEntry
-from zoo_core.errors import UsageError, WeightsError, ZooError
+from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import get_catalogue
 
 
@@ -26,8 +26,8 @@ def no_default_error(entry: ModelEntry) -> ZooError:
     """The error for ``pretrained=True`` (or a bare name where weights are needed) without a default tag."""
     shown = get_catalogue().display_name("model", entry)
     if not entry.pretrained:
-        return WeightsError(f"{shown} has no pretrained weights; see `zoo list --pretrained`, or train some: "
-                            f"zoo train {shown} --dataset ...")  # fmt: skip
+        return UsageError(f"{shown} has no trained weights (and no pretrained ones): train some with `zoo train "
+                          f"{shown} --dataset NAME`, or see `zoo list --pretrained`")  # fmt: skip
     tags = ", ".join(f"{shown}.{t}" for t in list(entry.pretrained)[:5]) + (" ..." if len(entry.pretrained) > 5 else "")
     return UsageError(f"{shown} has no default weights; name a tag ({tags}) or set a default: "
                       f"zoo registry default {shown} TAG")  # fmt: skip

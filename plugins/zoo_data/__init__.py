@@ -59,7 +59,8 @@ def _default_dir(name: str) -> Path | None:
 
 
 def build_cifar10(
-    data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None
+    data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None,
+    decode: bool = True, for_training: bool = True,
 ) -> Any:
     """CIFAR-10 from an ImageFolder copy, a torchvision ``cifar-10-batches-py`` folder, or a download."""
     from zoo_core.errors import UsageError
@@ -67,7 +68,8 @@ def build_cifar10(
 
     folder = Path(data_dir).expanduser() if data_dir else _default_dir("cifar10")
     if folder is not None and (folder / "train").is_dir():
-        return load_image_folder(folder, name="cifar10", image_size=image_size, channels=channels)
+        return load_image_folder(folder, name="cifar10", image_size=image_size, channels=channels, decode=decode,
+                                 for_training=for_training)  # fmt: skip
     if image_size is not None or channels is not None:
         raise UsageError("cifar10's image_size and channels options need an ImageFolder copy (--data-dir); "
                          "torchvision's copy is 32x32 RGB")  # fmt: skip
@@ -77,11 +79,11 @@ def build_cifar10(
 def _torchvision_cifar10(folder: Path | None) -> Any:
     from zoo_core.datasets import from_arrays
     from zoo_core.errors import UsageError
-    from zoo_core.paths import zoo_home
+    from zoo_core.paths import downloads_dir
 
     if folder is not None and not folder.is_dir():
         raise UsageError(f"dataset folder {folder} does not exist")
-    root = folder or zoo_home() / "data" / "cifar10"
+    root = folder or downloads_dir() / "cifar10"
     download = folder is None
     try:
         from torchvision.datasets import CIFAR10
@@ -99,15 +101,18 @@ def _torchvision_cifar10(folder: Path | None) -> Any:
 
 
 def build_imagefolder(
-    data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None
+    data_dir: str | None = None, image_size: int | list[int] | None = None, channels: int | None = None,
+    decode: bool = True, for_training: bool = True,
 ) -> Any:
-    """Any folder with ``train/`` and ``test/`` (or ``val/``) of class subfolders."""
+    """Any folder with ``train/`` and ``test/`` (or ``val/``) of class subfolders; to evaluate, a val/ or
+    test/ alone, or class folders straight in the folder."""
     from zoo_core.errors import UsageError
     from zoo_data.image_folder import load_image_folder
 
     if not data_dir:
         raise UsageError("the imagefolder dataset needs --data-dir DIR (DIR/train/<class>/*, DIR/test/<class>/*)")
-    return load_image_folder(data_dir, name="imagefolder", image_size=image_size, channels=channels)
+    return load_image_folder(data_dir, name="imagefolder", image_size=image_size, channels=channels, decode=decode,
+                             for_training=for_training)  # fmt: skip
 
 
 def build_digits(data_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0) -> Any:

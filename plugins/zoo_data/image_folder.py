@@ -24,21 +24,32 @@ MAX_SIDE = 256  # images are stored at most this large: the cache is for small-i
 SPLIT_NAMES = ("train", "val", "test")
 
 
-def scan_image_folder(root: Path) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
-    """``root/{train,val,test}/<class>/<image>`` -> (classes, split -> [(file path, class index)])."""
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(d.name for d in os.scandir(folder) if d.is_dir() and not d.name.startswith("."))
+
+
+def scan_image_folder(root: Path, for_training: bool = True) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
+    """``root/{train,val,test}/<class>/<image>`` -> (classes, split -> [(file path, class index)]).
+
+    To evaluate (``for_training=False``) a folder needs no train/: its val/ or test/ alone, or class folders
+    straight in ``root`` (read as the test split), will do; the classes are then that split's folders."""
     if not root.is_dir():
         raise UsageError(f"dataset folder {root} does not exist")
-    if not (root / "train").is_dir():
+    split_dirs = {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
+    if "train" in split_dirs:
+        classes = _class_dirs(root / "train")
+    elif for_training:
         raise UsageError(f"{root} has no train/ folder; expected train/<class>/*.png and test/<class>/*.png")
-    classes = sorted(d.name for d in os.scandir(root / "train") if d.is_dir() and not d.name.startswith("."))
+    else:
+        if not split_dirs:  # class folders straight in root: an evaluation set such as ImageNet's val/
+            split_dirs = {"test": root}
+        classes = sorted({c for folder in split_dirs.values() for c in _class_dirs(folder)})
     if not classes:
-        raise UsageError(f"{root / 'train'} has no class folders; expected train/<class>/<image>")
+        where = next(iter(split_dirs.values()), root)
+        raise UsageError(f"{where} has no class folders; expected <class>/<image> inside it")
     index = {c: i for i, c in enumerate(classes)}
     files: dict[str, list[tuple[str, int]]] = {}
-    for split in SPLIT_NAMES:
-        split_dir = root / split
-        if not split_dir.is_dir():
-            continue
+    for split, split_dir in split_dirs.items():
         rows: list[tuple[str, int]] = []
         for d in sorted(os.scandir(split_dir), key=lambda e: e.name):
             if not d.is_dir() or d.name.startswith("."):
@@ -97,33 +108,26 @@ def _torchvision_decoder() -> Callable[[str], Any] | None:
 
 
 def decode_image(path: str) -> Any:
-    """One image as a uint8 C x H x W tensor with C in (1, 3): alpha dropped, palettes expanded."""
+    """One image as a uint8 C x H x W tensor with C in (1, 3), in its true colours (zoo_core.images): 8-bit
+    RGB and grayscale JPEGs and PNGs take torchvision's faster decoder, every other mode goes through PIL."""
+    import numpy as np
     import torch
 
-    try:
-        decode = _torchvision_decoder() if os.path.splitext(path)[1].lower() in TORCHVISION_DECODES else None
-        if decode is not None:
-            img = decode(path)
-            if img.shape[0] == 2:
-                img = img[:1]
-            elif img.shape[0] == 4:
-                img = img[:3]
-        else:
-            import numpy as np
-            from PIL import Image
+    from zoo_core.images import image_mode, load_image
 
-            with Image.open(path) as pil:
-                gray = pil.mode in ("1", "L", "LA", "I", "I;16", "F")
-                arr = np.asarray(pil.convert("L" if gray else "RGB"))
-            img = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
-        if img.dtype != torch.uint8:  # 16-bit PNGs
-            img = (img.float() / (65535.0 if img.dtype == torch.uint16 else img.float().max())).mul(255).byte()
-        return img
-    except UsageError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any decoder failure is the same problem for the user
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot decode image {path}: {msg}") from None
+    mode, fmt = image_mode(path)
+    decode = _torchvision_decoder() if fmt in ("JPEG", "PNG") and mode in ("RGB", "L") else None
+    if decode is not None:
+        try:
+            img = decode(path)
+        except Exception:  # noqa: BLE001 - what torchvision cannot read, PIL may: it decides below
+            img = None
+        if img is not None and img.dtype == torch.uint16:  # a 16-bit PNG that PIL calls RGB or L
+            img = (img.to(torch.int32) * 255 + 32767).div(65535, rounding_mode="floor").to(torch.uint8)
+        if img is not None and img.dtype == torch.uint8 and img.shape[0] in (1, 3):
+            return img
+    arr = np.asarray(load_image(path))
+    return torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
 
 
 def _resize(img: Any, size: tuple[int, int]) -> Any:
@@ -188,10 +192,12 @@ def _to_gray_u8(img: Any) -> Any:
 
 def load_image_folder(
     root: str | os.PathLike[str], name: str = "imagefolder",
-    image_size: int | Sequence[int] | None = None, channels: int | None = None,
+    image_size: int | Sequence[int] | None = None, channels: int | None = None, decode: bool = True,
+    for_training: bool = True,
 ) -> Dataset:  # fmt: skip
     """An ImageFolder-layout dataset (``train/``, ``test/`` or ``val/`` of class folders), from the cache
-    when its files have not changed."""
+    when its files have not changed. ``decode=False``: the file paths and labels only (to evaluate with
+    the weights' own preprocessing); every split keeps its ``paths`` either way."""
     root = Path(root).expanduser().resolve()
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
     if size is not None:
@@ -200,13 +206,22 @@ def load_image_folder(
         size = tuple(size)
     if channels not in (None, 1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
+    import torch
+
     try:
-        classes, files = scan_image_folder(root)
+        classes, files = scan_image_folder(root, for_training)
+        if not decode:
+            splits = {s: Split(None, torch.tensor([y for _, y in rows], dtype=torch.long), [p for p, _ in rows])
+                      for s, rows in files.items()}  # fmt: skip
+            return Dataset(name, classes, splits, {"kind": "imagefolder", "path": str(root), "decoded": False})
         files_digest = fingerprint(files, root)
     except OSError as e:  # an unreadable folder, or a file removed while scanning
         raise UsageError(f"cannot read dataset folder {root}: {e}") from None
     key = {"root": str(root), "name": name, "size": size, "channels": channels, "files": files_digest}
-    return cached(key, lambda: decode_image_folder(root, classes, files, name, size, channels))
+    dataset = cached(key, lambda: decode_image_folder(root, classes, files, name, size, channels))
+    for split_name, split in dataset.splits.items():
+        split.paths = [p for p, _ in files[split_name]]
+    return dataset
 
 
 def _positive(value: Any) -> bool:

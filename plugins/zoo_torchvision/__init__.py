@@ -55,9 +55,9 @@ def weight_metadata(weights: Any) -> dict[str, Any]:
     """One torchvision ``Weights`` value in the weights schema: its ``transforms()`` (resize the shorter side
     to ``resize_size``, centre-crop ``crop_size``) as preprocessing, its metadata as the rest."""
     meta = weights.meta
-    keywords = dict(getattr(weights.transforms, "keywords", {}))
-    crop = _side(keywords.get("crop_size", 224))
-    resize = _side(keywords.get("resize_size", crop))
+    transform = weights.transforms()  # an ImageClassification preset: its attributes, defaults included
+    crop = _side(getattr(transform, "crop_size", 224))
+    resize = _side(getattr(transform, "resize_size", crop))
     metrics = next(iter(meta.get("_metrics", {}).values()), {})
     return {
         "source": "torchvision",
@@ -74,9 +74,9 @@ def weight_metadata(weights: Any) -> dict[str, Any]:
             "resize_size": resize,
             "crop_pct": round(crop / resize, 4),
             "crop_mode": "center",
-            "interpolation": getattr(keywords.get("interpolation"), "value", "bilinear"),
-            "mean": list(keywords.get("mean", (0.485, 0.456, 0.406))),
-            "std": list(keywords.get("std", (0.229, 0.224, 0.225))),
+            "interpolation": getattr(getattr(transform, "interpolation", None), "value", "bilinear"),
+            "mean": list(getattr(transform, "mean", (0.485, 0.456, 0.406))),
+            "std": list(getattr(transform, "std", (0.229, 0.224, 0.225))),
         },
     }
 

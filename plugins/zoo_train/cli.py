@@ -7,6 +7,17 @@ from typing import Any
 
 import click
 
+from zoo_core.cli_options import (
+    Choice,
+    data_options,
+    deprecated,
+    device_option,
+    img_size_option,
+    json_option,
+    model_argument,
+    precision_option,
+    the_model,
+)
 from zoo_core.console import command_line, echo_json
 from zoo_core.devices import PRECISIONS
 from zoo_core.trainers import Reporter
@@ -69,27 +80,27 @@ def _display_ref(model: str, tag: str) -> str:
 
 
 @click.command("train")
-@click.argument("model")
-@click.option("--dataset", "-d", required=True, help="A dataset from `zoo datasets`.")
-@click.option("--data-dir", help="The dataset's folder (ImageFolder layout: train/<class>/*, test/<class>/*).")
-@click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE",
-              help="A dataset option, e.g. image_size=28 or channels=3 (repeatable).")  # fmt: skip
+@model_argument
+@data_options()
 @click.option("--epochs", type=int, help="Epochs to train (default 10).")
 @click.option("--batch-size", type=int, help="Images per step (default 64).")
 @click.option("--lr", type=float, help="Learning rate (default 1e-3).")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="adam (default) or sgd (momentum 0.9).")
+@click.option("--optimizer", type=Choice(OPTIMIZERS), help="adam (default) or sgd (momentum 0.9).")
 @click.option("--weight-decay", type=float, help="Weight decay (default 0).")
-@click.option("--schedule", type=click.Choice(SCHEDULES),
+@click.option("--schedule", type=Choice(SCHEDULES),
               help="Learning rate: constant (default, the tutorial's) or cosine decay to 0 over the run.")
-@click.option("--augment", type=click.Choice(AUGMENTS),
+@click.option("--augment", type=Choice(AUGMENTS),
               help="none (default); standard: random crop padded 4 px (at 32x32) + flip; strong: + rotation 15 deg, "
               "colour jitter 0.2.")  # fmt: skip
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(PRECISIONS), help="fp32 (default) or bf16 autocast.")
+@click.option("--precision", type=Choice(PRECISIONS), help="fp32 (default), tf32 (GPU), or bf16/fp16 autocast.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: channels_last).")
-@click.option("--pretrained", metavar="TAG", help="Start from these weights; the classifier is replaced.")
-@click.option("--freeze-backbone", is_flag=True, default=None, help="Train only the new classifier.")
-@click.option("--img-size", type=int, help="Resize images to this size on the device (default: the data's).")
+@click.option("--pretrained", metavar="TAG", help="Deprecated: name the weights as MODEL.TAG instead.")
+@click.option("--freeze-backbone", is_flag=True, default=None,
+              help="Train only the new classifier (needs weights: MODEL.TAG).")  # fmt: skip
+@click.option("--img-size", type=int,
+              help="Train at this image side (default: the weights', else the data's, capped at a size-adaptive "
+              "model's design size).")  # fmt: skip
 @click.option("--val-fraction", type=float,
               help="Share of train held out for validation (default 0.1; 0 validates on the test split).")
 @click.option("--seed", type=int, help="Random seed (default 0).")
@@ -99,12 +110,20 @@ def _display_ref(model: str, tag: str) -> str:
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a published tag or an unfinished run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def train_cmd(ctx: click.Context, model: str, dataset: str, data_opts: tuple[str, ...], resume: bool, as_json: bool,
-              **options: Any) -> None:  # fmt: skip
-    """Train MODEL on a dataset, then evaluate it and publish the weights as MODEL.TAG."""
+def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, dataset: str,
+              data_opts: tuple[str, ...], resume: bool, as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Train MODEL on a dataset, then evaluate it and publish the weights as MODEL.TAG.
+
+    \b
+    zoo train simplecnn --dataset cifar10 --epochs 10
+    zoo train resnet18.imagenet1k_v1 --dataset imagefolder --data-dir DIR --freeze-backbone
+    """
     from zoo_core.datasets import parse_options
     from zoo_train.training import train
 
+    model = the_model(model, model_option)
+    if options.get("pretrained"):
+        deprecated(f"--pretrained {options['pretrained']}", f"{model.split('.')[0]}.{options['pretrained']}")
     command = command_line(ctx)
     if data_opts:
         options["data_options"] = parse_options(data_opts)
@@ -127,40 +146,57 @@ def train_cmd(ctx: click.Context, model: str, dataset: str, data_opts: tuple[str
 
 
 @click.command("eval")
-@click.argument("model")
-@click.option("--dataset", "-d", required=True, help="A dataset from `zoo datasets`.")
-@click.option("--data-dir", help="The dataset's folder.")
-@click.option("--data-opt", "data_opts", multiple=True, metavar="KEY=VALUE", help="A dataset option (repeatable).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@model_argument
+@data_options()
+@device_option
+@precision_option
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@img_size_option("Evaluate at this image side (default: the weights'); the crop share is kept.")
+@click.option("--crop-pct", type=float, help="Share of the resized image the centre crop keeps (default: weights').")
+@click.option("--limit", type=int, metavar="N", help="Only N images, spread over the split (a quick check).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Processes reading image files.")
+@json_option
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix picture here (.png).")
-def eval_cmd(model: str, dataset: str, data_dir: str | None, data_opts: tuple[str, ...], device: str,
-             precision: str, batch_size: int, as_json: bool, plot: str | None) -> None:  # fmt: skip
-    """Top-1, top-5 and per-class accuracy of MODEL[.TAG] on a dataset's test split."""
+def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir: str | None,
+             data_opts: tuple[str, ...], device: str, precision: str, batch_size: int, img_size: int | None,
+             crop_pct: float | None, limit: int | None, workers: int, as_json: bool,
+             plot: str | None) -> None:  # fmt: skip
+    """Top-1, top-5 and per-class accuracy of MODEL[.TAG] on a dataset's test (else val) split.
+
+    \b
+    zoo eval simplecnn.run1 --dataset cifar10
+    zoo eval resnet50.imagenet1k_v2 --dataset imagefolder --data-dir ~/imagenet/val --limit 2000
+    """
     from zoo_core.datasets import parse_options
     from zoo_core.errors import UsageError
     from zoo_train.evaluation import evaluate_published, plot_confusion
 
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
+    model = the_model(model, model_option)
+    if batch_size < 1 or workers < 0:
+        raise UsageError("--batch-size must be at least 1 and --workers 0 or more")
     if plot:  # a bad --plot fails now, not after the evaluation
         from zoo_core.output import check_plot
 
         check_plot(plot)
     report = evaluate_published(model, dataset, data_dir, device=device, batch_size=batch_size,
-                                precision=precision, data_options=parse_options(data_opts))  # fmt: skip
+                                precision=precision, data_options=parse_options(data_opts), img_size=img_size,
+                                crop_pct=crop_pct, limit=limit, workers=workers)  # fmt: skip
     if plot:
         report["plot"] = str(plot_confusion(report, plot))
     if as_json:
         echo_json(report)
         return
+    from zoo_core.data_config import describe
     from zoo_core.table import format_table
+    from zoo_core.weights import Preprocessing
 
     ref = _display_ref(report["model"], report["tag"])
+    pre = report["preprocessing"]
     click.echo(f"{ref} on {report['dataset']} {report['split']} ({report['num_samples']} images, "
-               f"{report['environment']['device']})")  # fmt: skip
+               f"{report['environment']['device']}, read from {report['read_from']})")  # fmt: skip
+    click.echo(f"  preprocessing: {describe(Preprocessing(**{**pre, 'input_size': tuple(pre['input_size'])}))}")
+    if report["label_matching"] != "by name":
+        click.echo(f"  note: the dataset's classes were matched to the weights' {report['label_matching']}")
     click.echo(f"  top-1 {report['top1']}%   top-{report['topk']} {report['top5']}%")
     rows = [(name, f"{acc:.2f}") for name, acc in report["per_class_top1"].items()]
     click.echo(format_table(["class", "top-1 %"], rows))

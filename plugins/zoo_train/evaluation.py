@@ -1,11 +1,14 @@
 """Accuracy of a classifier on a dataset split: top-1, top-5, per class, and the confusion matrix.
 
-``evaluate_published`` evaluates weights from the catalogue (``simplecnn.<tag>``) with the preprocessing
-published with them, so an evaluation sees the data exactly as training did.
+``evaluate_published`` evaluates weights from the catalogue (``simplecnn.<tag>``, ``resnet50.imagenet1k_v2``)
+with their own preprocessing: weights zoo trained see the data exactly as training did; others read the
+image files with their library's resize and crop. Class folders are matched to the weights' classes by
+name, by ImageNet WordNet id, else by sorted order.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,60 +76,158 @@ def evaluate(
     return accuracy_report(top, truth, labels)
 
 
-def _label_map(model_labels: list[str], classes: list[str], ref: str) -> Any:
-    """Dataset class index -> model output index, matching by name."""
+WNID = re.compile(r"^n\d{8}$")
+
+
+def _normal(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def match_classes(classes: list[str], model_labels: list[str], label_ids: list[str], outputs: int,
+                  ref: str) -> tuple[Any, list[str], str]:  # fmt: skip
+    """Map the dataset's classes to the model's outputs -> (dataset index -> output index, the names of the
+    outputs, how they were matched): by label name, by ImageNet WordNet id, else (weights that name no
+    classes) by sorted order. Weights that name their classes and do not know the dataset's are an error."""
     import torch
 
-    where = {name: i for i, name in enumerate(model_labels)}
-    missing = [c for c in classes if c not in where]
-    if missing:
+    names = model_labels or [str(i) for i in range(outputs)]
+    ids = label_ids or _imagenet_ids(outputs, classes)
+    ways = (("by name", model_labels, str), ("by name", model_labels, _normal), ("by ImageNet id", ids, str))
+    for how, keys, lookup in ways:
+        where = {lookup(k): i for i, k in enumerate(keys)}
+        if keys and all(lookup(c) in where for c in classes):
+            return torch.tensor([where[lookup(c)] for c in classes], dtype=torch.long), names, how
+    if len(classes) == outputs and not model_labels:
+        # Weights that name no classes, as many as the folders: their sorted order is the outputs' order.
+        return torch.arange(outputs), list(classes), "by sorted order"
+    known = model_labels or label_ids
+    if known:
+        missing = [c for c in classes if c not in known and _normal(c) not in {_normal(k) for k in known}]
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise UsageError(f"{ref} does not know the dataset's classes {shown} (it predicts: "
-                         f"{', '.join(model_labels[:10])}{' ...' if len(model_labels) > 10 else ''})")  # fmt: skip
-    return torch.tensor([where[c] for c in classes], dtype=torch.long)
+                         f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''})")  # fmt: skip
+    raise UsageError(f"{ref} predicts {outputs} classes and records no labels; the dataset has {len(classes)} "
+                     "classes, so they cannot be matched")  # fmt: skip
+
+
+def _imagenet_ids(outputs: int, classes: list[str]) -> list[str]:
+    """The WordNet ids of an ImageNet-family classifier's outputs, when the dataset's folders are such ids."""
+    if not classes or not all(WNID.match(c) for c in classes):
+        return []
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset({"num_classes": outputs})
+    return list(ImageNetInfo(subset).label_names()) if subset else []
+
+
+class _Files:
+    """A torch Dataset over image files: the weights' own transform on each (for DataLoader workers)."""
+
+    def __init__(self, paths: list[str], labels: Any, transform: Any) -> None:
+        self.paths, self.labels, self.transform = paths, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        from zoo_core.images import load_image
+
+        return self.transform(load_image(self.paths[i])), self.labels[i]
+
+
+def predict_files(model: Any, split: Any, transform: Any, device: Any, *, batch_size: int = 64,
+                  precision: str = "fp32", k: int = 5, workers: int = 2) -> tuple[Any, Any]:  # fmt: skip
+    """``predict`` over a split of image files, each read with zoo's decoder and ``transform`` (PIL ->
+    tensor), in DataLoader workers."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from zoo_core.devices import autocast
+
+    loader = DataLoader(_Files(split.paths, split.labels, transform), batch_size=batch_size, num_workers=workers,
+                        persistent_workers=False)  # fmt: skip
+    was_training = model.training
+    model.eval()
+    tops, truths = [], []
+    with torch.inference_mode(), autocast(device, precision):
+        for images, labels in loader:
+            logits = model(images.to(device, memory_format=torch.channels_last))
+            tops.append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
+            truths.append(labels)
+    model.train(was_training)
+    return torch.cat(tops), torch.cat(truths)
+
+
+def is_training_pipeline(pre: Any) -> bool:
+    """Weights whose preprocessing is zoo's training pipeline (resize the whole image, no crop): evaluated on
+    the decoded dataset exactly as training saw it. Any other preprocessing reads the image files."""
+    return pre.crop_mode == "squash" and pre.crop_pct == 1.0 and pre.resize_size is None
+
+
+def _limited(split: Any, limit: int | None) -> Any:
+    """``limit`` images spread evenly over the split (folders are in class order, so every class shows)."""
+    import torch
+
+    if limit is None or limit >= len(split):
+        return split
+    if limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    return split.subset(torch.linspace(0, len(split) - 1, limit).round().long().unique())
 
 
 def evaluate_published(
     spec: str, dataset: str, data_dir: str | None = None, *, device: str = "auto", batch_size: int = 256,
-    precision: str = "fp32", data_options: dict[str, Any] | None = None,
+    precision: str = "fp32", data_options: dict[str, Any] | None = None, img_size: int | None = None,
+    crop_pct: float | None = None, limit: int | None = None, workers: int = 2,
 ) -> dict[str, Any]:  # fmt: skip
-    """Evaluate ``[plugin:]model[.tag]`` (the default tag when none is given) on the test split (else
-    val) of ``dataset``, preprocessing it as the tag's metadata says."""
+    """Evaluate ``[plugin:]model[.tag]`` (the model's default tag when none is given) on the test split (else
+    val) of ``dataset``, preprocessing it as the tag says (``img_size``/``crop_pct`` override it).
+
+    Weights trained by zoo see the decoded dataset as training did; other weights (torchvision's, timm's)
+    read the image files with their own resize and centre crop, so their published accuracy is reproduced.
+    """
     import torch
 
+    from zoo_core.data_config import create_transform, override
     from zoo_core.datasets import load_dataset
     from zoo_core.devices import check_precision, numerics, resolve_device
     from zoo_core.environment import environment
-    from zoo_core.models import create_model, resolve
+    from zoo_core.models import create_model, no_default_error, resolve
     from zoo_train.pipeline import BatchPipeline
 
     entry, tag = resolve(spec)
+    tag = tag or entry.default_tag
     if tag is None:
-        tag = entry.default_tag
-        if tag is None:
-            raise UsageError(f"{entry.qualified} has no trained weights; train some with `zoo train {entry.name} "
-                             f"--dataset {dataset}` or name a tag: {entry.name}.TAG")  # fmt: skip
+        raise no_default_error(entry)
     weights = entry.weights(tag)
+    pre = override(weights.preprocessing, img_size=img_size, crop_pct=crop_pct)
     dev = resolve_device(device)
     check_precision(dev, precision)
-    data = load_dataset(dataset, data_dir, **(data_options or {}))
+    data = load_dataset(dataset, data_dir, decode=is_training_pipeline(pre), for_training=False,
+                        **(data_options or {}))  # fmt: skip
     model = create_model(entry.qualified, pretrained=tag)
-    pre = weights.preprocessing
-    model_labels = list(weights.labels)
-    if not model_labels:
-        if weights.num_classes != data.num_classes:
-            raise UsageError(f"{weights.ref} predicts {weights.num_classes} classes and records no labels; {data.name} "
-                             f"has {data.num_classes} classes, so they cannot be matched")  # fmt: skip
-        model_labels = list(data.classes)  # same count and no names: assume the same order
-    mapping = _label_map(model_labels, data.classes, weights.ref)
-    split = data.split(data.eval_split)
-    split = type(split)(split.pixels, mapping[split.labels])
-    pipeline = BatchPipeline(mean=pre.mean, std=pre.std, size=pre.input_size[1:], channels=pre.channels, device=dev)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    labels = list(weights.labels) or list(cfg.get("label_names") or [])
+    mapping, names, how = match_classes(data.classes, labels, list(cfg.get("label_ids") or []), weights.num_classes,
+                                        weights.ref)  # fmt: skip
+    split = _limited(data.split(data.eval_split), limit)
+    split = type(split)(split.pixels, mapping[split.labels], split.paths)
     model.to(dev, memory_format=torch.channels_last)
     with numerics(dev, precision):
-        report = evaluate(model, split, pipeline, model_labels, batch_size=batch_size, precision=precision)
-    present = set(data.classes)
-    report["per_class_top1"] = {k: v for k, v in report["per_class_top1"].items() if k in present}
+        if split.pixels is None:
+            top, truth = predict_files(model, split, create_transform(pre), dev, batch_size=min(batch_size, 64),
+                                       precision=precision, workers=workers)  # fmt: skip
+        else:
+            resize = None if is_training_pipeline(pre) else _resize_for(pre, tuple(split.pixels.shape[1:3]))
+            pipeline = BatchPipeline(mean=pre.mean, std=pre.std, size=pre.input_size[1:], channels=pre.channels,
+                                     device=dev, resize_to=resize)  # fmt: skip
+            top, truth = predict(model, split, pipeline, batch_size=batch_size, precision=precision)
+    report = accuracy_report(top, truth, names)
+    per_output = report["per_class_top1"]  # keyed by the weights' names: report by the dataset's own
+    pairs = zip(data.classes, (names[int(o)] for o in mapping.tolist()), strict=True)
+    report["per_class_top1"] = {c: per_output[name] for c, name in pairs if name in per_output}
+    if len(names) > MAX_CONFUSION:
+        report.pop("confusion")  # a 1000 x 1000 matrix says little and weighs megabytes
     return {
         "model": entry.qualified,
         "tag": tag,
@@ -134,10 +235,29 @@ def evaluate_published(
         "dataset": data.name,
         "split": data.eval_split,
         **report,
+        "label_matching": how,
+        "limit": limit,
         "preprocessing": pre.to_dict(),
+        "read_from": "files" if split.pixels is None else "decoded dataset",
         "precision": precision,
         "environment": environment(str(dev)),
     }
+
+
+MAX_CONFUSION = 100
+
+
+def _resize_for(pre: Any, image: tuple[int, int]) -> tuple[int, int]:
+    """The size a decoded image is resized to before the centre crop of ``pre`` (shorter side kept in ratio,
+    or both sides for squash)."""
+    from zoo_core.data_config import resize_sides
+
+    sides = resize_sides(pre)
+    if pre.crop_mode == "squash":
+        return sides
+    h, w = image
+    scale = sides[0] / min(h, w)
+    return max(sides[0], round(h * scale)), max(sides[1], round(w * scale))
 
 
 def plot_confusion(report: dict[str, Any], path: str | Path) -> Path:

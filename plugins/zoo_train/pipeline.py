@@ -43,6 +43,7 @@ class BatchPipeline:
     def __init__(
         self, *, mean: Sequence[float], std: Sequence[float], size: Sequence[int], channels: int,
         augment: str = "none", device: Any = "cpu", channels_last: bool = True,
+        resize_to: Sequence[int] | None = None,
     ) -> None:  # fmt: skip
         import torch
 
@@ -52,6 +53,8 @@ class BatchPipeline:
             raise UsageError(f"mean/std have {len(mean)}/{len(std)} values for {channels}-channel input")
         self.device = torch.device(device)
         self.size = (int(size[0]), int(size[1]))
+        # resize to this first, then centre-crop to ``size``: weights whose preprocessing crops
+        self.resize_to = (int(resize_to[0]), int(resize_to[1])) if resize_to is not None else None
         self.channels, self.augment, self.channels_last = channels, augment, channels_last
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device)
@@ -64,12 +67,18 @@ class BatchPipeline:
 
         x = images.to(self.device, non_blocking=True)
         augment = self.augment if train else "none"
-        same_size = tuple(x.shape[2:]) == self.size
+        same_size = tuple(x.shape[2:]) == self.size and self.resize_to in (None, self.size)
         if augment != "none" and same_size:
             x = self._crop_flip(x, generator)  # on uint8: a quarter of the bytes to move
         if x.shape[1] != self.channels or not same_size or augment == "strong":
             x = convert_channels(x.float(), self.channels)
-            if not same_size:
+            if not same_size and self.resize_to is not None:
+                x = torch.nn.functional.interpolate(x, size=self.resize_to, mode="bilinear", antialias=True,
+                                                    align_corners=False)  # fmt: skip
+                top = int(round((self.resize_to[0] - self.size[0]) / 2))
+                left = int(round((self.resize_to[1] - self.size[1]) / 2))
+                x = x[:, :, top : top + self.size[0], left : left + self.size[1]]
+            elif not same_size:
                 x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", antialias=True,
                                                     align_corners=False)  # fmt: skip
                 if augment != "none":
