@@ -135,3 +135,37 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch, tmp_path):
         zoo_core.create_model("timm:resnet18", pretrained="a1_in1k")
     with pytest.raises(zoo_core.UnknownNameError, match="did you mean imagenet1k_v1"):
         zoo_core.create_model("resnet18", pretrained="imagenet1k_v9")
+
+
+@pytest.mark.parametrize("name, size", [
+    ("simplecnn", 32), ("improvedcnn", 32), ("resnet18", 64), ("densenet121", 64), ("efficientnet_b0", 64),
+    ("timm:resnet18", 64), ("timm:efficientnet_b0", 64),
+])  # fmt: skip
+def test_every_cnn_is_a_feature_extractor_and_a_headless_model(name, size):
+    x = torch.randn(2, 3, size, size)
+    features = zoo_core.create_model(name, features_only=True).eval()
+    maps = features(x)
+    info = features.feature_info
+    channels = info.channels() if hasattr(info, "channels") else [f["num_chs"] for f in info]
+    reductions = info.reduction() if hasattr(info, "reduction") else [f["reduction"] for f in info]
+    assert len(maps) == len(channels) >= 3
+    for fmap, chans, stride in zip(maps, channels, reductions, strict=True):
+        assert fmap.shape[:2] == (2, chans) and fmap.shape[2] == -(-size // stride) or fmap.shape[2] == size // stride
+    headless = zoo_core.create_model(name, num_classes=0).eval()
+    pooled = headless(x)
+    assert pooled.dim() == 2 and pooled.shape[0] == 2 and pooled.shape[1] > 10
+    assert headless.zoo_spec["num_classes"] == 0
+
+
+def test_weights_carry_their_preprocessing_and_labels():
+    from zoo_registry import store
+
+    model = zoo_core.create_model("simplecnn", num_classes=3)
+    store.publish(model, model_name="simplecnn", tag="abc", labels=["a", "b", "c"],
+                  model_kwargs={"num_classes": 3}, preprocessing={"mean": [0.1, 0.2, 0.3], "std": [1, 1, 1]})
+    built = zoo_core.create_model("simplecnn.abc")
+    cfg = built.pretrained_cfg
+    assert cfg["label_names"] == ["a", "b", "c"] and cfg["input_size"] == (3, 32, 32)
+    assert cfg["mean"] == (0.1, 0.2, 0.3) and cfg["crop_mode"] == "squash" and cfg["zoo_weights"] == "cnn:simplecnn.abc"
+    features = zoo_core.create_model("simplecnn.abc", features_only=True)
+    assert features.pretrained_cfg["label_names"] == ["a", "b", "c"]

@@ -411,3 +411,23 @@ def test_weights_of_a_later_plugins_model_become_its_tags():
     loaded = create_model("resnet18.gray3").eval()
     x = torch.randn(2, 1, 32, 32)
     assert torch.equal(model(x), loaded(x))
+
+
+def test_a_model_has_default_weights_only_when_set(capsys):
+    from zoo_core.cli import main
+
+    publish("first")
+    publish("second")
+    with pytest.raises(UsageError, match=r"simplecnn has no default weights; name a tag \(simplecnn.first, "
+                                         r"simplecnn.second\) or set a default: zoo registry default simplecnn TAG"):
+        zoo_core.create_model("simplecnn", pretrained=True)
+    assert main(["registry", "default", "simplecnn.first"]) == 0
+    assert "simplecnn means simplecnn.first now" in capsys.readouterr().out
+    assert zoo_core.create_model("simplecnn", pretrained=True).zoo_spec["tag"] == "first"
+    plugins.reset()  # a new process sees it too
+    assert plugins.get_catalogue().get("model", "simplecnn").default_tag == "first"
+    assert main(["registry", "default", "simplecnn", "nosuch"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+    assert main(["registry", "default", "simplecnn", "--clear"]) == 0
+    plugins.reset()
+    assert plugins.get_catalogue().get("model", "simplecnn").default_tag is None

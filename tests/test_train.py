@@ -263,3 +263,35 @@ def test_settings_are_checked_before_any_work(capsys: pytest.CaptureFixture[str]
     assert not (runs_root() / "cnn-simplecnn-taken").exists()
     with pytest.raises(UsageError, match="unknown model"):
         train("simplecnnn", "digits")
+
+
+def test_a_size_adaptive_model_trains_at_its_design_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_image_folder(tmp_path / "photos", size=(64, 48), per_class=8)
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "imagefolder", "--data-dir", str(root),
+                           "--epochs", "1", "--tag", "big")  # fmt: skip
+    assert code == 0, err
+    assert "training simplecnn at its design size 32x32, not the images' 64x48 (--img-size chooses another)" in err
+    config = store.get("simplecnn", "big").config
+    assert config["model_kwargs"]["input_size"] == [32, 32] and config["num_params"] < 1_200_000
+    assert config["preprocessing"]["input_size"] == [1, 32, 32]
+
+
+def test_pretrained_weights_get_the_data_resized_to_their_size(capsys: pytest.CaptureFixture[str]) -> None:
+    store.publish(zoo_core.create_model("resnet18", num_classes=3), model_name="resnet18", tag="px16",
+                  labels=["a", "b", "c"], model_kwargs={"num_classes": 3},
+                  preprocessing={"input_size": [3, 16, 16], "mean": [0.5] * 3, "std": [0.25] * 3})  # fmt: skip
+    code, _, err = run_cli(capsys, "train", "resnet18.px16", "--dataset", "synthetic", "--epochs", "1", "--tag", "ft",
+                           "--data-opt", "num_classes=4", "--data-opt", "image_size=8", "--data-opt", "train_size=64",
+                           "--data-opt", "test_size=16", "--batch-size", "16")  # fmt: skip
+    assert code == 0, err
+    assert "resizing 8x8 images to 16x16 (the size resnet18.px16 was trained at; --img-size chooses another)" in err
+    config = store.get("resnet18", "ft").config
+    assert config["preprocessing"]["input_size"] == [3, 16, 16] and config["preprocessing"]["mean"] == [0.5] * 3
+    assert config["training"]["pretrained"] == "px16" and config["num_classes"] == 4
+    code, _, err = run_cli(capsys, "train", "resnet18", "--pretrained", "px16", "--dataset", "synthetic",
+                           "--epochs", "1", "--tag", "ft2", "--img-size", "12", "--data-opt", "train_size=32",
+                           "--data-opt", "test_size=8", "--data-opt", "image_size=8", "--data-opt",
+                           "num_classes=3")  # fmt: skip
+    assert code == 0, err
+    assert "zoo: note: --pretrained px16 is deprecated; use resnet18.px16" in err
+    assert store.get("resnet18", "ft2").config["preprocessing"]["input_size"] == [3, 12, 12]

@@ -265,7 +265,7 @@ def get(model_name: str, tag: str) -> PublishedEntry:
         import difflib
 
         tags = [p.name for p in _subdirs(entry_dir.parent)]
-        close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5) or tags[:4]  # else: the tags there are
         suggestions = [f"{plugin}:{model}.{t}" for t in close]
         raise UnknownNameError("registry entry", f"{plugin}:{model}.{tag}", suggestions)
     try:
