@@ -177,8 +177,13 @@ def test_a_command_of_a_switched_off_plugin_names_it():
 
 
 def test_a_built_wheel_carries_the_benchmark_suites(tmp_path):
+    import shutil
+
+    source = tmp_path / "source"  # a clean copy: an in-tree build/ could carry files that are gone
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", ".venv", "__pycache__",
+                                                                  "*.egg-info", ".pytest_cache", ".ruff_cache"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)  # fmt: skip
+                          str(tmp_path), str(source)], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr
     (wheel,) = tmp_path.glob("zoo-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

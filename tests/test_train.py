@@ -295,3 +295,88 @@ def test_pretrained_weights_get_the_data_resized_to_their_size(capsys: pytest.Ca
     assert code == 0, err
     assert "zoo: note: --pretrained px16 is deprecated; use resnet18.px16" in err
     assert store.get("resnet18", "ft2").config["preprocessing"]["input_size"] == [3, 12, 12]
+
+
+def _train_in_background(tag: str, epochs: int = 40) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "zoo_core", "train", "simplecnn", "--dataset", "digits", "--epochs", str(epochs),
+           "--batch-size", "8", "--tag", tag]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), proc.communicate()[1]
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_prints_how_to_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    proc = _train_in_background("stopped")
+    run_dir = runs_root() / "cnn-simplecnn-stopped"
+    _wait_for(run_dir / "checkpoint.safetensors", proc)
+    # while it trains, nobody else may resume it
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--tag", "stopped", "--resume")
+    assert code == 2 and "run cnn-simplecnn-stopped is training in another process (pid" in err
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last == ("zoo: interrupted: run cnn-simplecnn-stopped stopped; continue it with: zoo train "
+                    "cnn:simplecnn --dataset digits --tag stopped --resume")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    code, out, _ = run_cli(capsys, "runs", "--json")
+    (row,) = [r for r in json.loads(out) if r["run_id"] == "cnn-simplecnn-stopped"]
+    assert row["status"] == "interrupted" and row["epochs_done"] >= 1 and row["next"].endswith("--resume")
+    code, _, err = run_cli(capsys, "train", "cnn:simplecnn", "--dataset", "digits", "--tag", "stopped", "--resume",
+                           "--epochs", str(row["epochs_done"] + 1))  # fmt: skip
+    assert code == 0, err
+    assert store.get("simplecnn", "stopped").metrics["epochs"] == row["epochs_done"] + 1
+    code, out, _ = run_cli(capsys, "runs")
+    assert "cnn-simplecnn-stopped  finished" in out and "zoo eval simplecnn.stopped --dataset digits" in out
+    code, _, err = run_cli(capsys, "runs", "remove", "cnn-simplecnn-stoped", "--yes")
+    assert code == 2 and "did you mean cnn-simplecnn-stopped" in err
+    assert run_cli(capsys, "runs", "remove", "cnn-simplecnn-stopped", "--yes")[0] == 0
+    assert not run_dir.exists() and store.get("simplecnn", "stopped")  # the weights stay published
+
+
+def test_a_run_killed_after_publishing_is_finished_by_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = train("simplecnn", "digits", tag="late", epochs=1)
+    record = json.loads((outcome.run_dir / "run.json").read_text())
+    # as if killed between the publish and the run record's update
+    record["status"] = "running"
+    (outcome.run_dir / "run.json").write_text(json.dumps(record))
+    code, out, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--tag", "late", "--resume")
+    assert code == 0, err
+    assert "published simplecnn.late" in out
+    assert json.loads((outcome.run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_unwritable_places_are_one_line_errors(zoo_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zoo_home.mkdir(parents=True, exist_ok=True)
+    (zoo_home / "registry").write_text("not a folder")  # the registry cannot be written (even by root)
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--epochs", "1", "--tag", "nowhere")
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("zoo: error: trained, but the weights could not be published to the registry")
+    assert last.endswith("zoo train cnn:simplecnn --dataset digits --tag nowhere --resume")
+    run_dir = runs_root() / "cnn-simplecnn-nowhere"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "trained"
+    assert (run_dir / "checkpoint.safetensors").is_file()  # nothing trained is lost
+    (zoo_home / "registry").unlink()
+    code, out, err = run_cli(capsys, "train", "cnn:simplecnn", "--dataset", "digits", "--tag", "nowhere", "--resume")
+    assert code == 0 and "published simplecnn.nowhere" in out, err
+
+    (zoo_home / "runs").rename(zoo_home / "runs.old")
+    (zoo_home / "runs").write_text("a file where the runs folder goes")
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--epochs", "1")
+    assert code == 1 and err.count("\n") == 1 and "cannot write the run folder" in err and "ZOO_HOME" in err
+
+
+def test_an_impossible_image_size_is_a_usage_error_that_blocks_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "timm:vit_tiny_patch16_224", "--dataset", "synthetic", "--data-opt", "train_size=40",
+            "--data-opt", "test_size=10", "--data-opt", "num_classes=2", "--tag", "vit", "--epochs", "1"]
+    code, _, err = run_cli(capsys, *args, "--img-size", "32")
+    errors = [line for line in err.splitlines() if line.startswith("zoo: error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err
+    assert "timm:vit_tiny_patch16_224 cannot run on 32x32 inputs" in errors[0] and "--img-size" in errors[0]
+    assert not (runs_root() / "timm-vit_tiny_patch16_224-vit").exists()  # the tag is free to use again

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 class ZooError(Exception):
-    """Base of every error zoo reports to a user; the CLI prints it as one line."""
+    """Base of every error zoo reports to a user; the CLI prints it as one line: ``zoo: <label>: <message>``."""
 
     exit_code = 1
+    label = "error"
 
 
 class UsageError(ZooError):
@@ -34,3 +35,10 @@ class DeviceError(UsageError):
 
 class WeightsError(ZooError):
     """Weights that cannot be downloaded, read or loaded into a model."""
+
+
+class Interrupted(ZooError):
+    """The user stopped a command (Ctrl-C); the message says how to carry on."""
+
+    exit_code = 130
+    label = "interrupted"

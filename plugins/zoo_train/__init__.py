@@ -27,9 +27,9 @@ def zoo_register_trainers(register: Any) -> None:
 
 @hookimpl
 def zoo_register_commands(cli: Any) -> None:
-    from zoo_train.cli import datasets_cmd, eval_cmd, train_cmd
+    from zoo_train.cli import datasets_cmd, eval_cmd, runs_cmd, train_cmd
 
-    for command in (train_cmd, eval_cmd, datasets_cmd):
+    for command in (train_cmd, eval_cmd, datasets_cmd, runs_cmd):
         cli.add_command(command)
 
 

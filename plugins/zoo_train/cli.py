@@ -20,6 +20,7 @@ from zoo_core.cli_options import (
 )
 from zoo_core.console import command_line, echo_json
 from zoo_core.devices import PRECISIONS
+from zoo_core.errors import Interrupted
 from zoo_core.trainers import Reporter
 from zoo_train.pipeline import AUGMENTS
 from zoo_train.training import OPTIMIZERS, SCHEDULES
@@ -71,6 +72,19 @@ class ConsoleReporter(Reporter):
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def _interrupted(model: str, dataset: str, options: dict[str, Any]) -> Interrupted:
+    """Ctrl-C: the run was marked interrupted (when it had started); say how to continue it."""
+    from zoo_core.paths import runs_dir
+    from zoo_train.runs import list_runs, resume_command
+
+    base = model.split(".")[0]
+    for record in list_runs():  # the run this command was training: the newest interrupted one of this model
+        if record.get("status") == "interrupted" and (record.get("model", "").endswith(f":{base}")
+                                                      or record.get("model") == base):  # fmt: skip
+            return Interrupted(f"run {record['run_id']} stopped; continue it with: {resume_command(record)}")
+    return Interrupted(f"stopped before training began (nothing to resume in {runs_dir()})")
 
 
 def _display_ref(model: str, tag: str) -> str:
@@ -130,6 +144,9 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
     reporter = ConsoleReporter()
     try:
         outcome = train(model, dataset, resume=resume, reporter=reporter, command=command, **options)
+    except KeyboardInterrupt:
+        reporter.close()
+        raise _interrupted(model, dataset, options) from None
     finally:
         reporter.close()
     m = outcome.metrics
@@ -222,3 +239,70 @@ def datasets_cmd(as_json: bool) -> None:
           "x".join(map(str, r["input_size"])) if r.get("input_size") else "any",
           "yes" if r.get("needs_data_dir") else "", r.get("description", "")) for r in rows],
     ))  # fmt: skip
+
+
+@click.group("runs", invoke_without_command=True)
+@json_option
+@click.pass_context
+def runs_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Training runs: status, epochs done, and the command that resumes or removes each."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from zoo_core.paths import runs_dir
+    from zoo_core.table import format_table
+    from zoo_train.runs import checkpoint_epoch, list_runs, resume_command
+
+    rows, records = [], []
+    for record in list_runs():
+        run_id, status = record["run_id"], record.get("status", "?")
+        cfg = record.get("config") or {}
+        done = checkpoint_epoch(runs_dir() / run_id)
+        if status == "finished":
+            done = (record.get("metrics") or {}).get("epochs", cfg.get("epochs"))
+        if status == "running" and record.get("pid") and not _alive(record["pid"]):
+            status = "killed"  # its process is gone: it was killed without a chance to say so
+        if status == "finished":
+            nxt = f"zoo eval {_display_ref(record['model'], record['tag'])} --dataset {cfg.get('dataset', '?')}"
+        elif status in ("broken", "failed"):
+            nxt = f"zoo runs remove {run_id}"
+        else:
+            nxt = resume_command(record)
+        records.append({**record, "status": status, "epochs_done": done, "next": nxt})
+        top1 = (record.get("metrics") or {}).get("top1")
+        rows.append((run_id, status, f"{done or 0}/{cfg.get('epochs', '?')}", cfg.get("dataset", ""),
+                     f"{top1}%" if top1 is not None else "", nxt))  # fmt: skip
+    if as_json:
+        echo_json(records)
+        return
+    if not rows:
+        click.echo(f"no runs yet in {runs_dir()}; start one: zoo train simplecnn --dataset digits")
+        return
+    click.echo(format_table(["run", "status", "epochs", "dataset", "top-1", "next"], rows))
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
+
+
+@runs_cmd.command("remove")
+@click.argument("run_id")
+@click.option("--yes", "-y", is_flag=True, help="Confirm the deletion (required).")
+def runs_remove(run_id: str, yes: bool) -> None:
+    """Delete a run's folder and checkpoint (its published weights stay in the registry)."""
+    from zoo_core.errors import UsageError
+    from zoo_core.paths import runs_dir
+    from zoo_train.runs import remove_run
+
+    if not (runs_dir() / run_id).exists():
+        remove_run(run_id)  # unknown: the error names the runs there are
+    if not yes:
+        raise UsageError(f"`zoo runs remove {run_id}` deletes {runs_dir() / run_id}; add --yes to confirm")
+    click.echo(f"removed run {run_id} ({remove_run(run_id)})")

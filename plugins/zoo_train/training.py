@@ -23,7 +23,16 @@ from zoo_core.errors import UsageError, ZooError
 from zoo_core.paths import runs_dir
 from zoo_core.trainers import Reporter, TrainingError, TrainJob
 from zoo_train.pipeline import AUGMENTS
-from zoo_train.runs import choose_tag, find_resumable, published, read_json, run_id_for, write_record
+from zoo_train.runs import (
+    choose_tag,
+    find_resumable,
+    published,
+    read_json,
+    resume_command,
+    run_id_for,
+    run_lock,
+    write_record,
+)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -189,40 +198,80 @@ def train(
     trainer = catalogue.get("trainer", config.trainer)  # unknown trainers fail before any data is loaded
     device = resolve_device(config.device)
     check_precision(device, config.precision)
-    if not resume:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-    record["status"] = "running"
-    write_record(run_dir, record)
-
-    try:
-        job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter)
-    except ZooError:
-        if not resume:  # nothing was trained: leave no run behind to resume or to take the tag
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    try:
-        result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
-        if not isinstance(result, dict):
-            raise TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict of metrics")
-        for p in job.model.parameters():
-            if not torch.isfinite(p.detach()).all():
-                raise TrainingError(f"trainer {trainer.qualified} left non-finite weights: training diverged")
-        from zoo_train.evaluation import evaluate
-
-        report = evaluate(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels,
-                          batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
-    except (ZooError, torch.cuda.OutOfMemoryError) as e:
-        record["status"] = "failed"
-        write_record(run_dir, record)
-        if isinstance(e, ZooError):
+    with run_lock(run_dir):
+        if resume and _published_by(entry.qualified, config.tag, run_dir.name):
+            return _finish_published(entry.qualified, config.tag, record, run_dir)
+        try:
+            if not resume:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                run_dir.mkdir(parents=True)
+            record.update(status="running", pid=os.getpid())
+            write_record(run_dir, record)
+        except OSError as e:
+            raise TrainingError(f"cannot write the run folder {run_dir} ({e.strerror or e}); set ZOO_HOME to a "
+                                "folder zoo can write") from None  # fmt: skip
+        try:
+            job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter)
+        except (ZooError, KeyboardInterrupt):
+            if not resume:  # nothing was trained: leave no run behind to resume or to take the tag
+                shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        raise TrainingError(
-            f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
-            "--batch-size and --overwrite (a resumed run keeps its batch size)"
-        ) from None
-    return _publish(job, config, trainer, data, result, report, record, run_dir, model_kwargs, preprocessing,
-                    val_desc, command, device)  # fmt: skip
+        try:
+            result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
+            if not isinstance(result, dict):
+                raise TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict of "
+                                    "metrics")  # fmt: skip
+            for p in job.model.parameters():
+                if not torch.isfinite(p.detach()).all():
+                    raise TrainingError(f"trainer {trainer.qualified} left non-finite weights: training diverged")
+            from zoo_train.evaluation import evaluate
+
+            report = evaluate(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels,
+                              batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
+        except KeyboardInterrupt:
+            _mark(run_dir, record, "interrupted")
+            raise
+        except (ZooError, torch.cuda.OutOfMemoryError) as e:
+            _mark(run_dir, record, "failed")
+            if isinstance(e, ZooError):
+                raise
+            raise TrainingError(
+                f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
+                "--batch-size and --overwrite (a resumed run keeps its batch size)"
+            ) from None
+        return _publish(job, config, trainer, data, result, report, record, run_dir, model_kwargs, preprocessing,
+                        val_desc, command, device)  # fmt: skip
+
+
+def _mark(run_dir: Path, record: dict[str, Any], status: str) -> None:
+    """Record how the run ended; a record that cannot be written is not worth a second error."""
+    record["status"] = status
+    try:
+        write_record(run_dir, record)
+    except OSError:
+        pass
+
+
+def _published_by(model: str, tag: str, run_id: str) -> bool:
+    """Whether this very run already published ``model.tag`` (it was killed before it could say so)."""
+    from zoo_registry.store import get
+
+    try:
+        return (get(model, tag).config.get("training") or {}).get("run_id") == run_id
+    except ZooError:
+        return False
+
+
+def _finish_published(model: str, tag: str, record: dict[str, Any], run_dir: Path) -> TrainOutcome:
+    """Mark a run finished whose weights reached the registry before it was killed."""
+    from zoo_registry.store import get
+
+    entry = get(model, tag)
+    record.update(status="finished", published=entry.ref, finished=utc_now())
+    (run_dir / "checkpoint.safetensors").unlink(missing_ok=True)
+    write_record(run_dir, record)
+    training = entry.config.get("training") or {}
+    return TrainOutcome(run_dir.name, run_dir, entry, entry.metrics, training)
 
 
 def _publish(job: TrainJob, config: TrainConfig, trainer: Any, data: Any, result: dict[str, Any],
@@ -261,14 +310,37 @@ def _publish(job: TrainJob, config: TrainConfig, trainer: Any, data: Any, result
         "environment": environment(str(device)),
     }
     job.model.to("cpu", memory_format=torch.contiguous_format)
-    entry = publish(job.model, model_name=config.model, tag=config.tag, model_kwargs=model_kwargs,
-                    labels=job.labels, preprocessing=preprocessing, metrics=metrics, training=training,
-                    overwrite=config.overwrite)  # fmt: skip
+    try:
+        entry = publish(job.model, model_name=config.model, tag=config.tag, model_kwargs=model_kwargs,
+                        labels=job.labels, preprocessing=preprocessing, metrics=metrics, training=training,
+                        overwrite=config.overwrite)  # fmt: skip
+    except OSError as e:  # an unwritable registry: the trained weights stay in the run's checkpoint
+        _mark(run_dir, record, "trained")
+        raise TrainingError(f"trained, but the weights could not be published to the registry ({e.strerror or e}: "
+                            f"{e.filename or ''}); make it writable, then publish them with: "
+                            f"{resume_command(record)}") from None  # fmt: skip
     record.update(status="finished", published=entry.ref, finished=utc_now(), metrics={
         k: metrics[k] for k in ("top1", "top5", "epochs", "best_val_top1")})  # fmt: skip
     job.checkpoint_path.unlink(missing_ok=True)  # the weights live in the registry now
     write_record(run_dir, record)
     return TrainOutcome(run_dir.name, run_dir, entry, metrics, training)
+
+
+def _check_forward(job: TrainJob, config: TrainConfig) -> None:
+    """One forward pass on two images, before any training: a size the model cannot take is a usage error
+    now, not a traceback after the run has taken its tag."""
+    import torch
+
+    x = job.eval_pipeline(job.train.images[:2])
+    job.model.eval()
+    try:
+        with torch.no_grad():
+            job.model(x)
+    except (RuntimeError, ValueError, AssertionError) as e:  # timm's ViTs assert their input size
+        size = "x".join(str(v) for v in x.shape[2:])
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        option = "--img-size" if config.img_size else "--img-size (the data's size does not fit it)"
+        raise UsageError(f"{config.model} cannot run on {size} inputs ({reason}); choose another {option}") from None
 
 
 def prepare(
@@ -308,6 +380,7 @@ def prepare(
         config=config, device=device, run_dir=run_dir, resume=resume, params=params, labels=list(data.classes),
         reporter=reporter, frozen_modules=frozen,
     )  # fmt: skip
+    _check_forward(job, config)
     n_train = sum(p.numel() for p in params)
     reporter.info(f"model {config.model} {model_kwargs}, {n_train:,} trainable parameters; validation: {val_desc}")
     return job, data, model_kwargs, preprocessing, val_desc

@@ -32,7 +32,7 @@ from zoo_core.errors import UnknownNameError, UsageError, WeightsError
 from zoo_core.paths import registry_dir
 from zoo_core.plugins import get_catalogue, refresh_weights
 from zoo_core.weights import PREPROCESSING_FIELDS, SchemaError, validate_tag
-from zoo_registry.file_lock import LockBusy, file_lock
+from zoo_core.file_lock import LockBusy, file_lock
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

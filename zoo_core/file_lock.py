@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from zoo_core.errors import WeightsError
+from zoo_core.errors import ZooError
 
 
 class LockBusy(Exception):
@@ -49,7 +49,7 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float | None = 300.0
             if timeout == 0:
                 raise LockBusy(str(path))
             if deadline is not None and time.monotonic() > deadline:
-                raise WeightsError(f"{path}: still locked by another zoo process after {timeout:.0f}s")
+                raise ZooError(f"{path}: still locked by another zoo process after {timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         yield
