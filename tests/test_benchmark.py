@@ -282,8 +282,12 @@ def test_accuracy_in_the_same_run_is_recorded_in_the_registry(capsys, monkeypatc
     top1 = publish_digits_cnn("digits-bench")
     assert top1 > 80  # it learned something, so the accuracy below is a real check
     png = tmp_path / "acc.png"
-    (r,) = run_json(capsys, "simplecnn", "--weights", "digits-bench", "--dataset", "digits", "-b", "64", *FAST,
-                    "--plot", str(png))  # fmt: skip
+    # --weights TAG still works, with one deprecation line: weights are MODEL.TAG everywhere
+    code, out, err = run(capsys, "simplecnn", "--weights", "digits-bench", "--dataset", "digits", "-b", "64", *FAST,
+                         "--plot", str(png), "--json")  # fmt: skip
+    assert code == 0, err
+    assert err.splitlines()[0] == "zoo: --weights is deprecated; name the weights as simplecnn.digits-bench"
+    (r,) = json.loads(out)
     assert r["error"] is None and r["tag"] == "digits-bench" and r["input_size"] == [1, 8, 8]
     acc = r["accuracy"]
     assert acc["dataset"] == "digits" and acc["split"] == "test" and acc["num_samples"] == 359
@@ -303,8 +307,9 @@ def test_accuracy_in_the_same_run_is_recorded_in_the_registry(capsys, monkeypatc
     assert png.read_bytes()[:4] == b"\x89PNG"
 
     # the same weights named as simplecnn.TAG
-    (r2,) = run_json(capsys, "simplecnn.digits-bench", "--dataset", "digits", "-b", "64", *FAST)
-    assert r2["accuracy"]["top1"] == acc["top1"]
+    code, out, err = run(capsys, "simplecnn.digits-bench", "--dataset", "digits", "-b", "64", *FAST, "--json")
+    assert code == 0 and "deprecated" not in err
+    assert json.loads(out)[0]["accuracy"]["top1"] == acc["top1"]
 
 
 def test_shipped_suites_name_known_models():
@@ -369,7 +374,7 @@ def test_output_paths_that_cannot_be_written_fail_before_the_run(capsys, bench_m
 
 def test_dataset_needs_trained_weights(capsys):
     code, _, err = run(capsys, "--model", "simplecnn", "--device", "cpu", "--dataset", "digits")
-    assert code == 2 and "--weights TAG" in err
+    assert code == 2 and "name them as simplecnn.TAG" in err
 
 
 def test_decayed_figures_are_finite_and_ordered():

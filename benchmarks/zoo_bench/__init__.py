@@ -12,7 +12,8 @@ How a figure is measured (the modules say why):
   autocast with fp32 weights. A CPU without native bf16/fp16 refuses them rather than time emulation.
 - ``timing``: CUDA events around every step, one synchronisation after the last (the host queues work
   as in real use); ``perf_counter`` on a CPU. ``samples_per_sec`` = batch / median step;
-  ``samples_per_sec_mean`` = samples / elapsed, timm's definition; p90 beside the median.
+  ``samples_per_sec_mean`` = samples / elapsed, timm's definition; p90 beside the median. A spread
+  that shows interference (p90 or mean over 1.5x the median) marks the figures ``unstable``.
 - ``measure``: one model: build (``[plugin:]name[.tag]``), count parameters and FLOPs
   (``torch.utils.flop_counter``, forward for inference, forward + backward for training), time
   inference under ``torch.inference_mode`` and training steps (SGD, as timm's benchmark.py), retry
@@ -21,10 +22,12 @@ How a figure is measured (the modules say why):
 - ``memory``: CUDA ``max_memory_allocated`` over the timed steps (with CUDA graphs, over the whole phase:
   replays allocate nothing); on a CPU the peak resident set over the timed steps above its level when the
   phase began, plus the weights (see the module).
-- ``accuracy``: with ``--weights TAG --dataset D``, top-1/top-5 the way `zoo eval` measures them;
+- ``accuracy``: with ``MODEL.TAG --dataset D``, top-1/top-5 the way `zoo eval` measures them;
   ``runner`` then merges accuracy and speed, with their environment, into that registry entry.
 - ``worker``: several models run one process each (JSON over a temporary file, progress as JSON
   lines), so no model inherits another's caches, compiled graphs or memory peaks.
 - ``writers``/``plot``/``progress``: table, JSON, timm-compatible CSV, a throughput plot, and a
   progress bar on stderr. ``suites``: named model lists in benchmarks/suites/.
+- ``estimate``: the count and time a multi-model run announces (and asks about above 20 models), from
+  earlier runs on this machine or rough figures. Ctrl-C (``runner.RunInterrupted``) keeps what finished.
 """

@@ -1,8 +1,15 @@
-"""``zoo benchmark``: throughput, latency, memory, compute and accuracy of catalogue models."""
+"""``zoo benchmark``: throughput, latency, memory, compute and accuracy of catalogue models.
+
+A wildcard, a suite or several models first print how many models will run and how long that should
+take (``estimate``); more than CONFIRM_ABOVE models ask before starting (--yes skips; without a terminal
+to ask on, the run is refused). Ctrl-C stops the run and prints what finished (table, JSON, --csv, --plot),
+exit 130.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import sys
 from typing import Any
 
 import click
@@ -19,6 +26,8 @@ SETTINGS_PARAMS = {
     "compile_mode": "compile_mode", "warmup": "warmup", "iters": "iters", "weights": "weights",
     "dataset": "dataset", "data_dir": "data_dir",
 }  # fmt: skip
+CONFIRM_ABOVE = 20
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: str | None) -> list[tuple[str, Any]]:
@@ -89,7 +98,7 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
 )
 @click.option("--warmup", type=int, help="Warm-up steps  [default: 10 on a GPU, 3 on a CPU]")
 @click.option("--iters", type=int, help="Timed steps  [default: enough for ~2 s on a GPU (50+), ~10 s on a CPU (8+)]")
-@click.option("--weights", metavar="TAG", help="Pretrained tag to load (needed for --dataset).")
+@click.option("--weights", metavar="TAG", help="Deprecated: name the weights as MODEL.TAG.")
 @click.option("--dataset", metavar="NAME", help="Also measure top-1/top-5 on this dataset's test split.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset lives, if it needs one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
@@ -103,39 +112,84 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
 @click.option(
     "--isolate/--no-isolate", default=None, help="One process per model  [default: when there are several models]"
 )
+@click.option("-y", "--yes", is_flag=True, help=f"Run more than {CONFIRM_ABOVE} models without asking.")
 @click.pass_context
 def benchmark(ctx: click.Context, more_models: tuple[str, ...], models: tuple[str, ...], suite: str | None,
               preset: str | None, as_json: bool, csv_path: str | None, plot_path: str | None,
-              isolate: bool | None, **_: Any) -> None:  # fmt: skip
+              isolate: bool | None, yes: bool, **_: Any) -> None:  # fmt: skip
     """Measure samples/s, step time (median, p90), peak memory, GMACs, TFLOP/s and accuracy.
 
     \b
     zoo benchmark --model densenet121 --device cpu
     zoo benchmark -m 'resnet*' --device cuda --preset best --csv results.csv
     zoo benchmark --suite core --mode both --json > core.json
-    zoo benchmark simplecnn --weights mytag --dataset digits
+    zoo benchmark simplecnn.mytag --dataset digits
     """
-    from zoo_bench import writers
-    from zoo_bench.runner import run_benchmarks
-    from zoo_core.output import check_output, check_plot, write_output
+    from zoo_bench.runner import WILDCARDS, RunInterrupted, check_run, run_benchmarks
+    from zoo_core.output import check_output, check_plot
 
     patterns = [p for item in (*models, *more_models) for p in item.split(",") if p]
+    if ctx.params["weights"]:
+        example = patterns[0] if len(patterns) == 1 and not any(c in patterns[0] for c in WILDCARDS) else "MODEL"
+        click.echo(f"zoo: --weights is deprecated; name the weights as {example}.{ctx.params['weights']}", err=True)
     jobs = _jobs(ctx, patterns, suite, preset)
     if csv_path:
         check_output(csv_path, "--csv")
     if plot_path:
         check_plot(plot_path)
-    records = run_benchmarks(jobs, isolate=isolate)
+    check_run(jobs)
+    if suite or len(jobs) > 1 or any(c in p for p in patterns for c in WILDCARDS):
+        _announce(jobs, yes)
+    try:
+        records = run_benchmarks(jobs, isolate=isolate, checked=True)
+    except RunInterrupted as stop:
+        _report(stop.records, as_json, csv_path, plot_path, partial=True)
+        done = len(stop.records)
+        click.echo(f"zoo: interrupted: {done} of {len(jobs)} models finished, {stop.left} not run"
+                   + (" (shown above)" if done else ""), err=True)  # fmt: skip
+        ctx.exit(INTERRUPTED_EXIT)
+    _report(records, as_json, csv_path, plot_path)
+    if any(r.get("error") for r in records):
+        ctx.exit(1)
+
+
+def stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdin
+        return False
+
+
+def _announce(jobs: list[tuple[str, Any]], yes: bool) -> None:
+    """Say how many models will run and for how long; ask first when there are more than CONFIRM_ABOVE."""
+    from zoo_bench.estimate import estimate
+
+    plan = estimate(jobs).describe()
+    ask = len(jobs) > CONFIRM_ABOVE and not yes
+    if ask and not stdin_is_terminal():
+        raise UsageError(f"{plan}; more than {CONFIRM_ABOVE} models run only with --yes (no terminal to ask on)")
+    click.echo(f"zoo: {plan}", err=True)
+    if ask and not click.confirm(f"Run all {len(jobs)}?", default=False, err=True):
+        raise UsageError("nothing run; narrow the pattern, or pass --yes to run them all")
+
+
+def _report(
+    records: list[dict[str, Any]], as_json: bool, csv_path: str | None, plot_path: str | None, partial: bool = False
+) -> None:
+    """Print the records (table or JSON) and write the files asked for; ``partial``: what an interrupted run
+    finished, where nothing to draw is no error."""
+    from zoo_bench import writers
+    from zoo_core.output import write_output
+
     if as_json:
         echo_json(records)
-    else:
+    elif records:
         click.echo(writers.table(records))
-    if csv_path:
+    if csv_path and records:
         write_output(csv_path, writers.to_csv(records), "--csv")
-    if plot_path:
+    measured = any((r.get("infer") or r.get("train")) and not r.get("error") for r in records)
+    if plot_path and (measured or not partial):
         from zoo_bench.plot import plot
 
         axis = plot(records, plot_path)
         click.echo(f"plot ({axis}) written to {plot_path}", err=True)
-    if any(r.get("error") for r in records):
-        ctx.exit(1)

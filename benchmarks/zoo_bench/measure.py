@@ -295,4 +295,5 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
     except Exception as e:  # noqa: BLE001 - a model that fails is reported, not fatal to the run
         message = " ".join(str(e).split())[:300]
         record["error"] = f"{current}: {type(e).__name__}" + (f": {message}" if message else "")
+    record["unstable"] = any((record.get(phase) or {}).get("unstable") for phase in ("infer", "train"))
     return record

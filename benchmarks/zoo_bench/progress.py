@@ -1,6 +1,7 @@
-"""The progress bar on stderr: one line for the run, one for the model being measured.
+"""Progress on stderr: on a terminal, a bar for the run and one for the model being measured; elsewhere (a
+log file, a pipe), one line per finished model of a multi-model run, so a long run's log shows how far it got.
 
-It refreshes only when an event arrives (events come between timed steps, at most five a second), so
+The bars refresh only when an event arrives (events come between timed steps, at most five a second), so
 no drawing thread competes with the model for the CPU or the interpreter lock.
 """
 
@@ -11,11 +12,17 @@ from typing import Any
 
 
 class ProgressDisplay:
-    """``with ProgressDisplay(n) as p: p.update(event); p.model_done()``; silent unless stderr is a tty."""
+    """``with ProgressDisplay(n) as p: p.update(event); p.model_done(record, seconds)``.
+
+    ``enabled`` None: bars on a terminal, else lines when there are several models; False: silent.
+    """
 
     def __init__(self, total_models: int, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        tty = sys.stderr.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self.lines = enabled is None and not tty and total_models > 1
         self.total = total_models
+        self.done = 0
         self._progress: Any = None
 
     def __enter__(self) -> ProgressDisplay:
@@ -45,7 +52,12 @@ class ProgressDisplay:
                               total=max(1, event.get("total", 1)))  # fmt: skip
         self._progress.refresh()
 
-    def model_done(self) -> None:
+    def model_done(self, record: dict[str, Any] | None = None, seconds: float | None = None) -> None:
+        self.done += 1
         if self._progress is not None:
             self._progress.advance(self._run)
             self._progress.refresh()
+        elif self.lines and record is not None:
+            status = "failed" if record.get("error") else "done"
+            took = f" in {seconds:.1f} s" if seconds is not None else ""
+            print(f"zoo: [{self.done}/{self.total}] {record.get('model')} {status}{took}", file=sys.stderr, flush=True)

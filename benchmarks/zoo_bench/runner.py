@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from zoo_bench.settings import BenchSettings
@@ -38,40 +39,58 @@ def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
         check_precision(device, settings.precision)
         _, tag = resolve(spec, settings.weights or False)
         if settings.dataset and tag is None:
-            raise UsageError(f"--dataset measures the accuracy of trained weights: give --weights TAG or {spec}.TAG")
+            raise UsageError(f"--dataset measures the accuracy of trained weights: name them as {spec}.TAG")
         if settings.dataset:
             from zoo_core.plugins import get_catalogue
 
             get_catalogue().get("dataset", settings.dataset)
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: carries the records of the models that finished and how many did not."""
+
+    def __init__(self, records: list[dict[str, Any]], left: int) -> None:
+        super().__init__(f"interrupted with {len(records)} models finished and {left} not")
+        self.records, self.left = records, left
+
+
 def run_benchmarks(
-    jobs: list[tuple[str, BenchSettings]], isolate: bool | None = None, progress: bool | None = None
-) -> list[dict[str, Any]]:
+    jobs: list[tuple[str, BenchSettings]], isolate: bool | None = None, progress: bool | None = None,
+    checked: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Benchmark each (model, settings) and return one record per model.
 
     ``isolate`` (default: when there is more than one model) runs each in its own process. Records
     with an accuracy of weights in the local registry are also written into that entry's metrics.
+    Ctrl-C raises RunInterrupted with the records so far; ``checked`` skips check_run, done already.
     """
+    from zoo_bench.estimate import remember
     from zoo_bench.progress import ProgressDisplay
 
-    check_run(jobs)
+    if not checked:
+        check_run(jobs)
     isolate = len(jobs) > 1 if isolate is None else isolate
-    records = []
-    with ProgressDisplay(len(jobs), progress) as display:
-        for spec, settings in jobs:
-            if isolate:
-                from zoo_bench.worker import run_in_subprocess
+    records: list[dict[str, Any]] = []
+    try:
+        with ProgressDisplay(len(jobs), progress) as display:
+            for spec, settings in jobs:
+                started = time.perf_counter()
+                if isolate:
+                    from zoo_bench.worker import run_in_subprocess
 
-                record = run_in_subprocess(spec, settings, display.update)
-            else:
-                from zoo_bench.measure import measure
+                    record = run_in_subprocess(spec, settings, display.update)
+                else:
+                    from zoo_bench.measure import measure
 
-                record = measure(spec, settings, display.update)
-            if record.get("accuracy") and record.get("tag"):
-                record["registry"] = record_in_registry(record)
-            records.append(record)
-            display.model_done()
+                    record = measure(spec, settings, display.update)
+                if record.get("accuracy") and record.get("tag"):
+                    record["registry"] = record_in_registry(record)
+                records.append(record)
+                seconds = time.perf_counter() - started
+                remember(record, seconds, isolate)
+                display.model_done(record, seconds)
+    except KeyboardInterrupt:
+        raise RunInterrupted(records, len(jobs) - len(records)) from None
     return records
 
 

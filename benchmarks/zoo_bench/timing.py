@@ -2,6 +2,12 @@
 
 Per-step CUDA events are recorded without synchronising between steps, so the host keeps queueing
 work as in real use; the one synchronisation comes after the last step.
+
+Interference: a model's steps do the same work every time, so on a quiet machine their times sit close
+together (p90 within ~1.2x of the median, and so is the mean). Other work on the machine shows in two
+ways, and either marks the figures ``unstable``: many slowed steps push the p90 above
+``UNSTABLE_RATIO`` x the median; a few long stalls (another process's burst, swapping) leave the p90
+alone but stretch the wall time, so the mean step rises above ``UNSTABLE_RATIO`` x the median.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+UNSTABLE_RATIO = 1.5
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -31,16 +39,32 @@ class Timing:
     elapsed: float
 
     def summary(self, batch_size: int) -> dict[str, Any]:
-        median = percentile(self.steps, 50)
+        median, p90 = percentile(self.steps, 50), percentile(self.steps, 90)
+        mean = sum(self.steps) / len(self.steps)
+        spread = spread_ratios(median, p90, mean)
         return {
             "samples_per_sec": batch_size / median,
             "samples_per_sec_mean": batch_size * len(self.steps) / self.elapsed,
             "step_time_ms": median * 1e3,
-            "step_time_ms_p90": percentile(self.steps, 90) * 1e3,
-            "step_time_ms_mean": sum(self.steps) / len(self.steps) * 1e3,
+            "step_time_ms_p90": p90 * 1e3,
+            "step_time_ms_mean": mean * 1e3,
             "step_time_ms_min": min(self.steps) * 1e3,
             "iters": len(self.steps),
+            **spread,
+            "unstable": is_unstable(spread),
         }
+
+
+def spread_ratios(median: float, p90: float, mean: float) -> dict[str, float]:
+    """How far the slow steps sit from the median: p90 / median and mean / median."""
+    if median <= 0:  # a step too short for the clock: no spread can be told
+        return {"p90_over_median": 1.0, "mean_over_median": 1.0}
+    return {"p90_over_median": p90 / median, "mean_over_median": mean / median}
+
+
+def is_unstable(spread: dict[str, float]) -> bool:
+    """Whether the spread shows interference from other work (see the module's docstring)."""
+    return max(spread["p90_over_median"], spread["mean_over_median"]) > UNSTABLE_RATIO
 
 
 def time_steps(

@@ -3,6 +3,9 @@
 A fresh process per model means no model inherits another's allocator caches, compiled graphs or
 peak-memory counters. Progress events go to the parent as JSON lines on the original stdout; anything
 else the model prints goes to stderr, so it cannot corrupt them. The record goes to RESULT.json.
+
+Ctrl-C at a terminal reaches the whole process group: the worker ignores it and leaves the decision to
+the parent, which stops it (kill) and reports the models that finished (runner.RunInterrupted).
 """
 
 from __future__ import annotations
@@ -71,4 +74,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # only in the instant before SIGINT was ignored
+        sys.exit(130)

@@ -5,6 +5,10 @@ timm's columns (``infer_samples_per_sec``, ``infer_step_time`` in ms, ``infer_ba
 timm's units and rounding. One difference: zoo's ``*_samples_per_sec`` and ``*_step_time`` come from
 the median step, where timm divides by the total elapsed time; zoo's ``*_samples_per_sec_mean`` is
 timm's definition. Every row carries its environment.
+
+Figures whose step times spread as interference does (``timing``: p90 or mean over 1.5x the median) are
+marked: ``unstable`` in the JSON record and its phases, ``*_unstable`` in the CSV, and ``!`` after
+samples/s in the table, with a footnote naming them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ TIMM_COLUMNS = [
     "train_samples_per_sec", "train_step_time", "train_batch_size", "train_img_size",
     "param_count",
 ]  # fmt: skip
-PHASE_EXTRAS = ["samples_per_sec_mean", "step_time_p90", "peak_mem_mb", "tflops", "peak_share"]
+PHASE_EXTRAS = ["samples_per_sec_mean", "step_time_p90", "peak_mem_mb", "tflops", "peak_share", "unstable"]
+UNSTABLE_MARK = "!"
 ENV_COLUMNS = [
     "device", "device_name", "precision", "tf32", "channels_last", "compile", "compile_mode",
     "torch", "cuda", "cudnn", "date", "command",
@@ -57,6 +62,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
             f"{phase}_peak_mem_mb": _round(result["peak_mem_mb"], 1),
             f"{phase}_tflops": _round(result["tflops"], 4),
             f"{phase}_peak_share": _round(result["peak_share"], 4) if result.get("peak_share") else "",
+            f"{phase}_unstable": bool(result.get("unstable")),
         })  # fmt: skip
     if record.get("infer"):
         row["infer_gmacs"] = _round(record.get("gmacs"), 2)
@@ -80,11 +86,12 @@ def _fmt(value: Any, spec: str) -> str:
 
 def table(records: list[dict[str, Any]]) -> str:
     """The human summary: speed, latency, memory, cost and accuracy, one row per model and phase."""
+    from zoo_bench.timing import UNSTABLE_RATIO
     from zoo_core.table import format_table
 
     headers = ["model", "phase", "batch", "img", "samples/s", "step ms", "p90 ms", "peak MB", "params M",
                "GMACs", "TFLOP/s", "% peak", "top1", "top5"]  # fmt: skip
-    rows = []
+    rows, unstable = [], 0
     for r in records:
         env = r.get("environment") or {}
         accuracy = r.get("accuracy") or {}
@@ -92,10 +99,12 @@ def table(records: list[dict[str, Any]]) -> str:
         for i, phase in enumerate(phases):
             result = (r.get(phase) or {}) if phase else {}
             share = result.get("peak_share")
+            mark = UNSTABLE_MARK if result.get("unstable") else ""
+            unstable += bool(mark)
             rows.append([
                 r.get("model") if i == 0 else "", phase or "-", result.get("batch_size", ""),
                 env.get("img_size", ""),
-                _fmt(result.get("samples_per_sec"), ",.1f"), _fmt(result.get("step_time_ms"), ".2f"),
+                _fmt(result.get("samples_per_sec"), ",.1f") + mark, _fmt(result.get("step_time_ms"), ".2f"),
                 _fmt(result.get("step_time_ms_p90"), ".2f"), _fmt(result.get("peak_mem_mb"), ",.0f"),
                 _fmt(r.get("param_count", 0) / 1e6 if i == 0 and "param_count" in r else None, ".2f"),
                 _fmt(r.get("gmacs") if i == 0 else None, ".3g"), _fmt(result.get("tflops"), ".3g"),
@@ -104,6 +113,9 @@ def table(records: list[dict[str, Any]]) -> str:
                 _fmt(accuracy.get("top5") if i == 0 else None, ".2f"),
             ])  # fmt: skip
     lines = [format_table(headers, rows)]
+    if unstable:
+        lines.append(f"{UNSTABLE_MARK} unstable: p90 or mean step time over {UNSTABLE_RATIO}x the median, as when "
+                     "other work shares the machine; rerun on a quiet one")  # fmt: skip
     for r in records:
         if r.get("error"):
             lines.append(f"{r.get('model')}: error: {r['error']}")
