@@ -286,7 +286,7 @@ def test_accuracy_in_the_same_run_is_recorded_in_the_registry(capsys, monkeypatc
     code, out, err = run(capsys, "simplecnn", "--weights", "digits-bench", "--dataset", "digits", "-b", "64", *FAST,
                          "--plot", str(png), "--json")  # fmt: skip
     assert code == 0, err
-    assert err.splitlines()[0] == "zoo: --weights is deprecated; name the weights as simplecnn.digits-bench"
+    assert err.splitlines()[0] == "zoo: note: --weights digits-bench is deprecated; use simplecnn.digits-bench"
     (r,) = json.loads(out)
     assert r["error"] is None and r["tag"] == "digits-bench" and r["input_size"] == [1, 8, 8]
     acc = r["accuracy"]

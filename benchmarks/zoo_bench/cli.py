@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from zoo_bench.settings import COMPILE_MODES, MODES, PRESETS, BenchSettings
+from zoo_core.cli_options import Choice, deprecated
 from zoo_core.console import command_line, echo_json, given
 from zoo_core.devices import PRECISIONS
 from zoo_core.errors import UsageError
@@ -72,12 +73,12 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
 )
 @click.option("--suite", metavar="NAME|FILE", help="Run a suite from benchmarks/suites (with --model: only those).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--mode", type=click.Choice(MODES), default="infer", show_default=True)
+@click.option("--mode", type=Choice(MODES), default="infer", show_default=True)
 @click.option("-b", "--batch-size", type=int, help="Batch size  [default: 256 on a GPU, 16 on a CPU]")
 @click.option("--img-size", type=int, help="Image side  [default: the model's (or its weights') input size]")
 @click.option(
     "--precision",
-    type=click.Choice(PRECISIONS),
+    type=Choice(PRECISIONS),
     default="fp32",
     show_default=True,
     help="fp32 (TF32 off), tf32, or bf16/fp16 autocast.",
@@ -86,14 +87,14 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option(
     "--compile-mode",
-    type=click.Choice(COMPILE_MODES),
+    type=Choice(COMPILE_MODES),
     default="default",
     show_default=True,
     help="torch.compile mode; reduce-overhead and max-autotune use CUDA graphs.",
 )
 @click.option(
     "--preset",
-    type=click.Choice(sorted(PRESETS)),
+    type=Choice(sorted(PRESETS)),
     help="best: bf16 + channels_last + torch.compile with CUDA graphs; options override it.",
 )
 @click.option("--warmup", type=int, help="Warm-up steps  [default: 10 on a GPU, 3 on a CPU]")
@@ -131,7 +132,7 @@ def benchmark(ctx: click.Context, more_models: tuple[str, ...], models: tuple[st
     patterns = [p for item in (*models, *more_models) for p in item.split(",") if p]
     if ctx.params["weights"]:
         example = patterns[0] if len(patterns) == 1 and not any(c in patterns[0] for c in WILDCARDS) else "MODEL"
-        click.echo(f"zoo: --weights is deprecated; name the weights as {example}.{ctx.params['weights']}", err=True)
+        deprecated(f"--weights {ctx.params['weights']}", f"{example}.{ctx.params['weights']}")
     jobs = _jobs(ctx, patterns, suite, preset)
     if csv_path:
         check_output(csv_path, "--csv")

@@ -29,10 +29,10 @@ from typing import Any
 from zoo_core.catalogue import NAME_RE, TAG_RE
 from zoo_core.environment import utc_now
 from zoo_core.errors import UnknownNameError, UsageError, WeightsError
+from zoo_core.file_lock import LockBusy, file_lock
 from zoo_core.paths import registry_dir
 from zoo_core.plugins import get_catalogue, refresh_weights
 from zoo_core.weights import PREPROCESSING_FIELDS, SchemaError, validate_tag
-from zoo_core.file_lock import LockBusy, file_lock
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
