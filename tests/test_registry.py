@@ -167,7 +167,9 @@ def test_registry_cli_list_show_remove(capsys, zoo_home):
     assert code == 0 and [r["ref"] for r in rows] == ["cnn:simplecnn.mine", "cnn:simplecnn.other"]
     assert rows[0]["sha256"] == entry.sha256 and rows[0]["metrics"]["top1"] == 91.5
     code, out, _ = run_cli(capsys, "registry", "list")
-    assert code == 0 and "cnn:simplecnn.mine" in out and "2 entries" in out
+    assert code == 0 and "2 entries" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("simplecnn.mine "))
+    assert row[:3] == ["simplecnn.mine", "digits", "91.50"]  # the dataset and the test top-1
 
     code, out, _ = run_cli(capsys, "registry", "show", "simplecnn.mine", "--json")
     shown = json.loads(out)

@@ -180,7 +180,13 @@ def cache_clear() -> None:
     from zoo_core.paths import cache_dir
 
     path = cache_dir() / "catalogue"
-    shutil.rmtree(path, ignore_errors=True)
+    if not path.exists():
+        click.echo(f"nothing to remove: {path} does not exist")
+        return
+    try:
+        shutil.rmtree(path)
+    except OSError as e:
+        raise ZooError(f"cannot remove {path}: {e.strerror or e}") from None
     click.echo(f"removed {path}")
 
 

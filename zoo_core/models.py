@@ -176,9 +176,12 @@ def model_info(name: str, stats: bool = True) -> dict[str, Any]:
         **entry.metadata,
     }
     if stats:
+        from zoo_core.isolation import run_plugin_code
         from zoo_core.model_stats import count_gmacs, count_params
 
         model = entry.build(num_classes=entry.num_classes)
         info["num_params"] = count_params(model)
-        info["gmacs"] = round(count_gmacs(model, tuple(entry.input_size)), 4)
+        gmacs = run_plugin_code(entry.plugin, f"running model '{entry.name}'", count_gmacs, model,
+                                tuple(entry.input_size))  # fmt: skip
+        info["gmacs"] = round(gmacs, 4)
     return info

@@ -155,7 +155,7 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
         echo_json({"run_id": outcome.run_id, "published": outcome.entry.ref, "path": str(outcome.entry.path),
                    "metrics": m, "training": outcome.training})  # fmt: skip
         return
-    click.echo(f"published {ref}  top-1 {m['top1']}%  top-5 {m['top5']}%  "
+    click.echo(f"published {ref}  top-1 {m['top1']}%  top-{m.get('topk', 5)} {m['top5']}%  "
                f"({m['dataset']} {m['split']}, {m['num_samples']} images)")  # fmt: skip
     click.echo(f"  weights {outcome.entry.path}")
     data_dir = f" --data-dir {shlex.quote(options['data_dir'])}" if options.get("data_dir") else ""

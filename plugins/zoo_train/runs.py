@@ -45,11 +45,15 @@ def run_id_for(plugin: str, name: str, tag: str) -> str:
 
 
 def published(model: str, tag: str) -> bool:
-    """Whether the local registry has ``model``.``tag``."""
+    """Whether the local registry has ``model``.``tag`` (a broken entry counts: --overwrite replaces it)."""
     from zoo_registry.store import get
+
+    from zoo_core.errors import WeightsError
 
     try:
         get(model, tag)
+        return True
+    except WeightsError:
         return True
     except UnknownNameError:
         return False

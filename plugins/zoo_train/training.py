@@ -354,6 +354,8 @@ def prepare(
     from zoo_train.build import build_model, freeze_backbone
     from zoo_train.pipeline import BatchPipeline, channel_stats
 
+    for leftover in run_dir.glob(".*.tmp"):  # a checkpoint write that a kill cut short: the last whole one stays
+        leftover.unlink(missing_ok=True)
     data = load_dataset(config.dataset, config.data_dir, **config.data_options)
     splits = ", ".join(f"{name} {len(split):,}" for name, split in data.splits.items())
     reporter.info(f"dataset {data.name}: {splits} images of {'x'.join(map(str, data.input_size))}, "

@@ -1,19 +1,13 @@
-"""``zoo registry list|show|remove``: the local registry of published weights."""
+"""``zoo registry list|show|remove|default|verify`` and ``zoo doctor``: the local registry of published weights."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 
 from zoo_core.console import echo_json
 from zoo_core.errors import UsageError
-
-
-def _metrics_summary(metrics: dict) -> str:
-    """The first few numeric metrics, for a table cell."""
-    shown = [f"{k}={v}" for k, v in metrics.items() if type(v) in (int, float)]
-    return " ".join(shown[:3])
 
 
 @click.group("registry")
@@ -31,58 +25,94 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         echo_json([e.to_dict() for e in entries])
         return
+    from zoo_core.errors import UnknownNameError
+    from zoo_core.plugins import get_catalogue
     from zoo_core.table import format_table
 
-    rows = [
-        (e.ref, e.config.get("num_classes"), f"{(e.config.get('size_bytes') or 0) / 1e6:.1f}",
-         e.config.get("created", ""), _metrics_summary(e.metrics))
-        for e in entries
-    ]  # fmt: skip
-    click.echo(format_table(["model.tag", "classes", "MB", "created", "metrics"], rows))
+    catalogue = get_catalogue()
+
+    def shown(entry: Any) -> str:
+        try:
+            return catalogue.display_ref(entry.model_name, entry.tag)
+        except UnknownNameError:  # its model's plugin is not installed (or switched off)
+            return entry.ref
+
+    rows = []
+    for e in entries:
+        m = e.metrics
+        top1 = f"{m['top1']:.2f}" if isinstance(m.get("top1"), (int, float)) else ""
+        dataset = str(m.get("dataset") or (e.config.get("training") or {}).get("dataset") or "")
+        size_mb = f"{(e.config.get('size_bytes') or 0) / 1e6:.1f}"
+        created = str(e.config.get("created", ""))[:10]
+        rows.append((shown(e), dataset, top1, e.config.get("num_classes"), size_mb, created))
+    click.echo(format_table(["model.tag", "dataset", "test top-1 %", "classes", "MB", "created"], rows))
     click.echo(f"{len(rows)} entries in {registry_root()}.")
 
 
 @registry.command("show")
 @click.argument("ref", metavar="MODEL.TAG")
+@click.option("--verify", is_flag=True, help="Also re-hash the weights (slower for big files).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_cmd(ref: str, as_json: bool) -> None:
-    """Show an entry's config, metrics and files; MODEL may be bare (simplecnn) or qualified."""
+@click.pass_context
+def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
+    """Show an entry's config, metrics and files, and whether its files are whole (exit 1 when not)."""
+    from zoo_core.data_config import describe
+    from zoo_core.weights import Preprocessing
+    from zoo_registry.doctor import check_entry
     from zoo_registry.store import get, split_ref
 
     plugin, model, tag = split_ref(ref)
     entry = get(f"{plugin}:{model}", tag)
+    problems = check_entry(entry.path, rehash=verify)
     if as_json:
-        echo_json(entry.to_dict(full=True))
-        return
-    c = entry.config
-    click.echo(f"{entry.ref}  ({c.get('num_classes')} classes, {c.get('num_params', 0):,} parameters)")
-    click.echo(f"  path           {entry.path}")
-    click.echo(f"  weights        {c.get('weights_file')}  {c.get('size_bytes', 0):,} bytes")
-    click.echo(f"  sha256         {entry.sha256}")
-    click.echo(f"  model_kwargs   {json.dumps(c.get('model_kwargs', {}), sort_keys=True)}")
-    labels = c.get("labels") or []
-    more = f" ... (+{len(labels) - 10})" if len(labels) > 10 else ""
-    click.echo(f"  labels         {', '.join(labels[:10])}{more}")
-    click.echo(f"  preprocessing  {json.dumps(c.get('preprocessing', {}), sort_keys=True)}")
-    click.echo(f"  metrics        {json.dumps(entry.metrics, sort_keys=True)}")
-    click.echo(f"  created        {c.get('created')} by zoo {c.get('zoo_version')}")
-    if c.get("training"):
-        click.echo(f"  training       {json.dumps(c['training'], sort_keys=True)}")
+        echo_json({**entry.to_dict(full=True), "problems": [p.what for p in problems]})
+    else:
+        c = entry.config
+        click.echo(f"{entry.ref}  ({c.get('num_classes')} classes, {c.get('num_params', 0):,} parameters)")
+        click.echo(f"  path           {entry.path}")
+        click.echo(f"  weights        {c.get('weights_file')}  {c.get('size_bytes', 0):,} bytes")
+        click.echo(f"  sha256         {entry.sha256}{'  (verified)' if verify and not problems else ''}")
+        kwargs = ", ".join(f"{k}={v}" for k, v in sorted(c.get("model_kwargs", {}).items()))
+        click.echo(f"  built with     {kwargs or 'the defaults'}")
+        labels = c.get("labels") or []
+        more = f" ... (+{len(labels) - 10})" if len(labels) > 10 else ""
+        click.echo(f"  labels         {', '.join(labels[:10])}{more}")
+        pre = c.get("preprocessing") or {}
+        if pre.get("input_size") and pre.get("mean") and pre.get("std"):
+            shown = describe(Preprocessing(**{**pre, "input_size": tuple(pre["input_size"]),
+                                              "mean": tuple(pre["mean"]), "std": tuple(pre["std"])}))  # fmt: skip
+            click.echo(f"  preprocessing  {shown}")
+        metrics = entry.metrics
+        figures = [f"{k} {v}" for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        click.echo(f"  metrics        {', '.join(figures[:8]) or 'none yet'}"
+                   f"{' (on ' + str(metrics['dataset']) + ')' if metrics.get('dataset') else ''}")  # fmt: skip
+        training = c.get("training") or {}
+        click.echo(f"  created        {c.get('created')} by zoo {c.get('zoo_version')}")
+        if training.get("command"):
+            click.echo(f"  trained with   {training['command']}")
+        for p in problems:
+            click.echo(f"  PROBLEM        {p.what}; `zoo doctor --fix` would {p.fix}")
+    if problems:
+        ctx.exit(1)
 
 
 @registry.command("remove")
 @click.argument("ref", metavar="MODEL.TAG")
 @click.option("--yes", is_flag=True, help="Confirm the deletion (required).")
 def remove_cmd(ref: str, yes: bool) -> None:
-    """Delete a published entry and its files."""
-    from zoo_registry.store import get, remove, split_ref
+    """Delete a published entry and its files (a broken one too)."""
+    from zoo_core.errors import WeightsError
+    from zoo_registry.store import _entry_dir, get, remove, split_ref
 
     plugin, model, tag = split_ref(ref)
-    entry = get(f"{plugin}:{model}", tag)  # an unknown entry is an error even without --yes
+    try:
+        path = get(f"{plugin}:{model}", tag).path  # an unknown entry is an error even without --yes
+    except WeightsError:  # broken: it exists, and removing it is the way out
+        path = _entry_dir(plugin, model, tag)
     if not yes:
-        raise UsageError(f"`zoo registry remove {ref}` deletes {entry.path}; add --yes to confirm")
-    remove(entry.model_name, tag)
-    click.echo(f"removed {entry.ref} ({entry.path})")
+        raise UsageError(f"`zoo registry remove {ref}` deletes {path}; add --yes to confirm")
+    remove(f"{plugin}:{model}", tag)
+    click.echo(f"removed {plugin}:{model}.{tag} ({path})")
 
 
 @registry.command("default")
@@ -106,3 +136,39 @@ def default_cmd(model: str, tag: str | None, clear: bool) -> None:
         return
     set_default(model, tag)
     click.echo(f"{model} means {model}.{tag} now (pretrained=True, `zoo eval {model}`)")
+
+
+@click.command("doctor")
+@click.option("--fix", is_flag=True, help="Repair what can be repaired (damaged entries are quarantined).")
+@click.option("--no-hash", is_flag=True, help="Skip re-hashing the weights (faster; sizes are still checked).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def doctor_cmd(ctx: click.Context, fix: bool, no_hash: bool, as_json: bool) -> None:
+    """Check every registry entry (sha256, config against weights, card) and what killed publishes left
+    behind; --fix repairs. Exit 1 when something is (still) wrong."""
+    from zoo_registry.doctor import examine
+    from zoo_registry.store import registry_root
+
+    problems = examine(fix=fix, rehash=not no_hash)
+    if as_json:
+        echo_json([p.to_dict() for p in problems])
+    elif not problems:
+        click.echo(f"the registry is healthy ({registry_root()})")
+    else:
+        from zoo_core.table import format_table
+
+        root = registry_root()
+        rows = [(str(p.path.relative_to(root)) if p.path.is_relative_to(root) else str(p.path), p.what,
+                 ("fixed: " if p.fixed else "fix: ") + (p.fix or "none; remove it yourself"))
+                for p in problems]  # fmt: skip
+        click.echo(format_table(["where", "problem", "repair"], rows))
+        left = sum(not p.fixed for p in problems)
+        hint = "" if fix or not left else "; `zoo doctor --fix` repairs them"
+        click.echo(f"{len(problems)} problem(s), {left} left{hint}")
+    if any(not p.fixed for p in problems):
+        ctx.exit(1)
+
+
+verify_cmd = click.Command("verify", callback=doctor_cmd.callback, params=doctor_cmd.params,
+                           help=doctor_cmd.help, short_help="The same as `zoo doctor`.")  # fmt: skip
+registry.add_command(verify_cmd)

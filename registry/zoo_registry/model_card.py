@@ -102,6 +102,13 @@ def render(config: dict[str, Any], metrics: dict[str, Any], model_ref: str) -> s
         recipe = json.dumps(config["training"], indent=2, sort_keys=True)
         out += ["\n## Training\n", f"```json\n{recipe}\n```"]
     data_arg = f" --dataset {dataset}" if dataset else ""
+    training = config.get("training") or {}
+    import shlex
+
+    if dataset and training.get("data_dir"):  # the folder it was trained from: the line runs as it is
+        data_arg += f" --data-dir {shlex.quote(str(training['data_dir']))}"
+    for key, value in (training.get("data_options") or {}).items() if dataset else ():
+        data_arg += f" --data-opt {shlex.quote(f'{key}={json.dumps(value)}')}"
     out += [
         "\n## Usage\n",
         "```python\nfrom zoo_core import create_model\n\n"

@@ -39,6 +39,7 @@ def zoo_register_weights(register: Any) -> None:
 
 @hookimpl
 def zoo_register_commands(cli: Any) -> None:
-    from zoo_registry.cli import registry
+    from zoo_registry.cli import doctor_cmd, registry
 
     cli.add_command(registry)
+    cli.add_command(doctor_cmd)

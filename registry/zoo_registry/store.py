@@ -528,9 +528,11 @@ def remove(model_name: str, tag: str) -> None:
 
     plugin, name = qualify(model_name)
     _check_tag(tag)
-    entry_dir = get(f"{plugin}:{name}", tag).path  # an unknown entry fails here, before any lock file exists
+    entry_dir = _entry_dir(plugin, name, tag)
+    if not entry_dir.is_dir() and not _aside_dir(entry_dir).is_dir():
+        get(f"{plugin}:{name}", tag)  # unknown: the error suggests close tags, before any lock file exists
     root = registry_root()
-    with file_lock(_lock_path(entry_dir)):
+    with file_lock(_lock_path(entry_dir)):  # a broken entry (unreadable config) is removed all the same
         _recover(entry_dir)
         if not entry_dir.is_dir():  # removed by another process while we waited
             get(f"{plugin}:{name}", tag)

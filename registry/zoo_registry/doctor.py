@@ -1,0 +1,201 @@
+"""``zoo doctor`` (``zoo registry verify``): re-hash every registry entry, check its config against its
+weights, find what killed publishes left behind, and repair what can be repaired.
+
+Repairs never destroy data someone may want: an entry whose weights or config are damaged is moved to
+``registry/.quarantine/`` (out of the catalogue, still on disk); a lost model card is written again; a
+replace killed between its two renames is finished; staging and trash leftovers of killed publishes and
+removes are deleted; a default that names a tag which is gone is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo_core.environment import utc_now
+from zoo_registry.store import (
+    CARD_FILE,
+    DEFAULT_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    _aside_dir,
+    _lock_path,
+    _model_ref,
+    _recover,
+    _subdirs,
+    read_entry,
+    registry_root,
+)
+
+LEFTOVER_SECONDS = 60  # a staging folder this old belongs to no publish still running
+
+
+@dataclass
+class Problem:
+    """Something wrong in the registry, and what ``--fix`` does (or did) about it."""
+
+    path: Path
+    what: str
+    fix: str | None  # the repair, or None when there is none
+    fixed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "problem": self.what, "fix": self.fix, "fixed": self.fixed}
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes from a safetensors header, without reading the tensors."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def _shape_problem(entry: Any) -> str | None:
+    """Whether the model the config rebuilds has the weights' keys and shapes (None: it does, or its plugin
+    is not installed to ask)."""
+    import torch
+
+    from zoo_core.errors import ZooError
+    from zoo_core.plugins import get_catalogue
+    from zoo_registry.weights_file import describe_mismatch, unwrap
+
+    try:
+        catalogue_entry = get_catalogue().get("model", entry.model_name)
+        with torch.device("meta"):
+            model = catalogue_entry.build(**entry.config["model_kwargs"])
+    except (ZooError, Exception):  # noqa: BLE001 - no plugin, or a builder that needs real tensors
+        return None
+    model_shapes = {k: tuple(v.shape) for k, v in unwrap(model).state_dict().items()}
+    mismatch = describe_mismatch(_header_shapes(entry.weights_path), model_shapes)
+    return f"the weights do not fit the model its config.json rebuilds ({mismatch})" if mismatch else None
+
+
+def check_entry(entry_dir: Path, rehash: bool = True) -> list[Problem]:
+    """What is wrong with one entry folder (nothing: an empty list)."""
+    from zoo_registry.weights_file import sha256_file
+
+    quarantine = "move it to registry/.quarantine/ (publish it again)"
+    try:
+        entry = read_entry(entry_dir)
+    except FileNotFoundError:
+        return [Problem(entry_dir, "config.json is missing: zoo cannot rebuild the model", quarantine)]
+    except (OSError, ValueError) as e:
+        return [Problem(entry_dir, f"config.json is broken ({e})", quarantine)]
+    weights = entry.weights_path
+    if not weights.is_file():
+        return [Problem(entry_dir, f"{WEIGHTS_FILE} is missing", quarantine)]
+    size, recorded = weights.stat().st_size, entry.config.get("size_bytes")
+    if recorded is not None and size != recorded:
+        return [Problem(entry_dir, f"{WEIGHTS_FILE} is {size:,} bytes, {recorded:,} were published (truncated "
+                                   "or replaced)", quarantine)]  # fmt: skip
+    if rehash and sha256_file(weights) != entry.sha256:
+        return [Problem(entry_dir, f"{WEIGHTS_FILE} does not match its sha256 (corrupted or changed)", quarantine)]
+    problems = []
+    try:
+        shape_problem = _shape_problem(entry)
+    except (OSError, ValueError, struct.error) as e:
+        shape_problem = f"{WEIGHTS_FILE} is not a readable safetensors file ({e})"
+    if shape_problem:
+        problems.append(Problem(entry_dir, shape_problem, quarantine))
+    try:
+        metrics = json.loads((entry_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict):
+            raise ValueError("not an object")
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as e:
+        problems.append(Problem(entry_dir, f"metrics.json is broken ({e})", "write it again as {} with a new card"))
+    if not (entry_dir / CARD_FILE).is_file():
+        problems.append(Problem(entry_dir, "the model card README.md is missing", "write it again"))
+    return problems
+
+
+def _leftovers(root: Path) -> list[Problem]:
+    problems = []
+    now = time.time()
+    for folder, what in ((".staging", "a publish was killed"), (".trash", "a remove was killed")):
+        for child in sorted((root / folder).iterdir()) if (root / folder).is_dir() else []:
+            if now - child.stat().st_mtime > LEFTOVER_SECONDS:
+                problems.append(Problem(child, f"left over: {what} before it finished", "delete it"))
+    return problems
+
+
+def examine(fix: bool = False, rehash: bool = True) -> list[Problem]:
+    """Every problem of the local registry; with ``fix``, each one that can be repaired is (``fixed``)."""
+    from zoo_core.file_lock import file_lock
+    from zoo_core.plugins import refresh_weights
+
+    root = registry_root()
+    problems = _leftovers(root)
+    if fix:
+        for p in problems:
+            shutil.rmtree(p.path, ignore_errors=True)
+            p.fixed = not p.path.exists()
+    for plugin_dir in _subdirs(root):
+        for model_dir in _subdirs(plugin_dir):
+            problems += _check_model(model_dir, fix, rehash, file_lock)
+    if fix and any(p.fixed for p in problems):
+        refresh_weights()
+    return problems
+
+
+def _check_model(model_dir: Path, fix: bool, rehash: bool, file_lock: Callable[..., Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    names = set(os.listdir(model_dir))
+    for name in sorted(names):
+        if name.startswith(".") and name.endswith(".old"):
+            entry_dir = model_dir / name[1:-4]
+            how = "delete it" if entry_dir.is_dir() else "rename it back into place"
+            p = Problem(model_dir / name, "a replace was killed between its two renames", how)
+            if fix:
+                with file_lock(_lock_path(entry_dir)):
+                    _recover(entry_dir)
+                p.fixed = not _aside_dir(entry_dir).exists()
+            problems.append(p)
+    for entry_dir in _subdirs(model_dir):
+        for p in check_entry(entry_dir, rehash):
+            if fix:
+                with file_lock(_lock_path(entry_dir)):
+                    p.fixed = _repair(p)
+            problems.append(p)
+    default = model_dir / DEFAULT_FILE
+    if default.is_file():
+        tag = default.read_text(encoding="utf-8").strip()
+        if not (model_dir / tag).is_dir():
+            p = Problem(default, f"the default tag {tag!r} is not published any more", "drop the default")
+            if fix:
+                default.unlink(missing_ok=True)
+                p.fixed = True
+            problems.append(p)
+    return problems
+
+
+def _repair(problem: Problem) -> bool:
+    from zoo_core.atomic_io import atomic_write_text
+    from zoo_registry.model_card import render
+
+    entry_dir = problem.path
+    if problem.fix and problem.fix.startswith("move it to registry/.quarantine/"):
+        root = registry_root()
+        stamp = utc_now().replace(":", "")
+        where = root / ".quarantine" / entry_dir.parent.parent.name / entry_dir.parent.name
+        target = where / f"{entry_dir.name}-{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(entry_dir, target)
+        problem.fix = f"moved to {target}"
+        return True
+    entry = read_entry(entry_dir)
+    if problem.what.startswith("metrics.json is broken"):
+        atomic_write_text(entry_dir / METRICS_FILE, "{}\n")
+        entry.metrics = {}
+    atomic_write_text(entry_dir / CARD_FILE, render(entry.config, entry.metrics, _model_ref(entry.model_name)))
+    return True
+
