@@ -66,6 +66,11 @@ def show_cmd(ref: str, as_json: bool) -> None:
     click.echo(f"  preprocessing  {json.dumps(c.get('preprocessing', {}), sort_keys=True)}")
     click.echo(f"  metrics        {json.dumps(entry.metrics, sort_keys=True)}")
     click.echo(f"  created        {c.get('created')} by zoo {c.get('zoo_version')}")
+    if c.get("origin"):
+        click.echo(f"  origin         {c['origin']} at commit {c.get('revision')}")
+    for push in c.get("pushed") or []:
+        click.echo(f"  pushed         {push.get('repo')}@{str(push.get('commit'))[:12]} ({push.get('revision')}) "
+                   f"{push.get('date', '')}")  # fmt: skip
     if c.get("training"):
         click.echo(f"  training       {json.dumps(c['training'], sort_keys=True)}")
 
