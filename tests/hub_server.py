@@ -520,7 +520,7 @@ class HubHandler(BaseHTTPRequestHandler):
 
     # -- listings and downloads -----------------------------------------------------------------------------
 
-    def _entry(self, path: str, record: FileRecord, commit: Commit) -> dict[str, Any]:
+    def _entry(self, path: str, record: FileRecord) -> dict[str, Any]:
         entry: dict[str, Any] = {"type": "file", "oid": record.git_oid(self.state.blobs[record.sha256]),
                                  "size": record.size, "path": path}  # fmt: skip
         if record.lfs:
@@ -541,7 +541,7 @@ class HubHandler(BaseHTTPRequestHandler):
             if "/" in rest and not recursive:
                 folders.add(prefix + rest.split("/")[0])
                 continue
-            out.append(self._entry(path, record, commit))
+            out.append(self._entry(path, record))
         out += [{"type": "directory", "oid": hashlib.sha1(p.encode()).hexdigest(), "size": 0, "path": p}
                 for p in sorted(folders)]  # fmt: skip
         if prefix and not out:
@@ -553,7 +553,7 @@ class HubHandler(BaseHTTPRequestHandler):
         commit = self.state.resolve(repo, revision)
         self._body_read = True
         form = parse_qs(self._read_body().decode())
-        out = [self._entry(p, commit.files[p], commit) for p in form.get("paths", []) if p in commit.files]
+        out = [self._entry(p, commit.files[p]) for p in form.get("paths", []) if p in commit.files]
         self._json(200, out)
 
     def resolve_file(self, repo_id: str, revision: str, path: str) -> None:

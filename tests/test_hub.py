@@ -25,6 +25,8 @@ import zoo_core
 from zoo_core import plugins
 from zoo_core.cli import main
 
+# huggingface_hub hands file uploads to its HTTP library as `data=`, which that library deprecates: not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 ALICE, ALICE_READ, BOB = "hf_alice_write", "hf_alice_read", "hf_bob_write"
 DIGITS = [str(i) for i in range(10)]
 TIMM_LABELS = [f"class{i}" for i in range(10)]
@@ -247,8 +249,9 @@ def test_timm_loads_a_pushed_timm_model_and_a_dropped_download_resumes(hub, caps
     kwargs = {"num_classes": 10}
     model = zoo_core.create_model("timm:resnet10t", **kwargs).eval()
     pre = {"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bicubic"}
+    recipe = {"dataset": "synthetic", "pretrained": "c3_in1k"}  # as if fine-tuned from timm's ImageNet weights
     entry = store.publish(model, model_name="timm:resnet10t", tag="tiny", labels=TIMM_LABELS, model_kwargs=kwargs,
-                          preprocessing=pre, metrics={"top1": 50.0, "dataset": "synthetic"})  # fmt: skip
+                          preprocessing=pre, metrics={"top1": 50.0, "dataset": "synthetic"}, training=recipe)
     code, _, err = run(capsys, "push", "timm:resnet10t.tiny", "--repo", "alice/tiny-resnet")
     assert code == 0, err
     config = json.loads(hub.file("alice/tiny-resnet", "config.json"))
@@ -258,7 +261,8 @@ def test_timm_loads_a_pushed_timm_model_and_a_dropped_download_resumes(hub, caps
     assert (cfg["input_size"], cfg["interpolation"], cfg["first_conv"], cfg["classifier"]) == (
         [3, 64, 64], "bicubic", "conv1.0", "fc")
     assert "license" not in cfg and "hf_hub_id" not in cfg  # nothing of the architecture's ImageNet weights
-    assert card_meta(hub, "alice/tiny-resnet")["library_name"] == "timm"
+    meta = card_meta(hub, "alice/tiny-resnet")
+    assert meta["library_name"] == "timm" and meta["base_model"] == "timm/resnet10t.c3_in1k" and "timm" in meta["tags"]
 
     out_file = tmp_path / "timm_out.safetensors"
     script = (
@@ -546,3 +550,30 @@ def test_pull_failures_are_one_line_and_leave_the_registry_alone(hub, capsys, tm
     monkeypatch.setenv("HF_ENDPOINT", hub.url)  # the network is back: the same command works
     got, out, err = run(capsys, "pull", "alice/digits")
     assert got == 0 and out.startswith("pulled alice/digits@"), err
+
+
+# -- the server itself ---------------------------------------------------------------------------------------------
+
+
+def test_the_test_server_answers_the_rest_of_the_client_api(hub, tmp_path):
+    """Listings zoo does not call itself but huggingface_hub's other entry points do (snapshot_download)."""
+    from huggingface_hub import CommitOperationAdd, HfApi, snapshot_download
+
+    api = HfApi(endpoint=hub.url, token=ALICE)
+    api.create_repo("alice/misc")
+    weights = os.urandom(300_000)
+    api.create_commit("alice/misc", [CommitOperationAdd("sub/model.safetensors", weights),
+                                     CommitOperationAdd("notes.txt", b"hello")], commit_message="m")  # fmt: skip
+    tree = {f.path: f for f in api.list_repo_tree("alice/misc", recursive=True)}
+    assert set(tree) == {".gitattributes", "notes.txt", "sub/model.safetensors"}
+    assert tree["sub/model.safetensors"].lfs.sha256 == sha256(weights) and tree["notes.txt"].lfs is None
+    assert {f.path for f in api.list_repo_tree("alice/misc")} == {".gitattributes", "notes.txt", "sub"}
+    (info,) = api.get_paths_info("alice/misc", ["notes.txt"])
+    assert info.size == 5 and info.blob_id == hashlib.sha1(b"blob 5\0hello").hexdigest()
+    api.create_commit("alice/misc", [CommitOperationAdd("notes.txt", b"bye")], commit_message="pr", create_pr=True)
+    refs = api.list_repo_refs("alice/misc", include_pull_requests=True)
+    assert [b.name for b in refs.branches] == ["main"] and [p.ref for p in refs.pull_requests] == ["refs/pr/1"]
+    folder = Path(snapshot_download("alice/misc", endpoint=hub.url, cache_dir=str(tmp_path / "snap")))
+    assert (folder / "sub" / "model.safetensors").read_bytes() == weights
+    assert (folder / "notes.txt").read_text() == "hello"
+    assert folder.name == hub.head("alice/misc")

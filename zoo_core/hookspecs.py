@@ -68,7 +68,7 @@ def zoo_register_commands(cli: Any) -> None:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def zoo_resolve_model(name: str) -> str | None:
     """Resolve a model name with a prefix that is no plugin's (``hf-hub:OWNER/NAME``) to a catalogue name.
 
