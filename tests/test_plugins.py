@@ -52,7 +52,7 @@ def test_every_hook_is_documented():
     text = README.read_text()
     import inspect
 
-    specs = [n for n in dir(hookspecs) if n.startswith("zoo_register_")]
+    specs = [n for n in dir(hookspecs) if n.startswith("zoo_") and hasattr(getattr(hookspecs, n), "zoo_spec")]
     signatures = [f"`{n}({', '.join(inspect.signature(getattr(hookspecs, n)).parameters)})`" for n in specs]
     assert specs and all(s in text for s in signatures), [s for s in signatures if s not in text]
 
@@ -238,3 +238,38 @@ def test_new_plugin_version_invalidates_its_cache(plugin_path, tmp_path):
         assert zoo_core.list_models("markernet*") == ["markernet_v2"]
     finally:
         del os.environ["MARKER"]
+
+
+RESOLVER = """
+from zoo_core import hookimpl
+
+SEEN = []
+
+@hookimpl
+def zoo_resolve_model(name):
+    SEEN.append(name)
+    if name.startswith("boom:"):
+        raise RuntimeError("the resolver broke")
+    if name.startswith("alias:"):
+        return "cnn:simplecnn"
+    return None
+"""
+
+
+def test_names_with_an_unknown_prefix_go_to_the_resolve_hook(plugin_path):
+    from zoo_core.errors import PluginError, UnknownNameError
+
+    plugin_path("zoo-alias", "alias-resolver", "zoo_alias_plugin", RESOLVER)
+    model = zoo_core.create_model("alias:anything", num_classes=3)
+    assert model.zoo_spec["model"] == "cnn:simplecnn" and model.zoo_spec["num_classes"] == 3
+    assert zoo_core.model_info("alias:x", stats=False)["qualified"] == "cnn:simplecnn"
+    zoo_core.create_model("cnn:simplecnn")  # a plugin's own prefix never reaches the hook
+    zoo_core.create_model("simplecnn")
+    seen = sys.modules["zoo_alias_plugin"].SEEN
+    assert seen == ["alias:anything", "alias:x"]
+    with pytest.raises(UnknownNameError, match="unknown model 'nobody:knows'"):
+        zoo_core.create_model("nobody:knows")
+    with pytest.raises(PluginError) as info:
+        zoo_core.create_model("boom:x")
+    assert str(info.value) == ("plugin 'alias-resolver' failed resolving model name 'boom:x': RuntimeError: the "
+                               "resolver broke")  # fmt: skip

@@ -69,3 +69,13 @@ def zoo_register_commands(cli: Any) -> None:
     --help`` imports no plugin; the plugin is imported when one of its commands runs. Keep torch imports
     inside the command functions.
     """
+
+
+@hookspec(firstresult=True)
+def zoo_resolve_model(name: str) -> str | None:
+    """Resolve a model name with a prefix that is no plugin's (``hf-hub:OWNER/NAME``) to a catalogue name.
+
+    Called live, in plugin precedence order, only for ``prefix:rest`` names whose prefix names no plugin;
+    the first answer that is not None wins. Return ``plugin:model.tag`` (fetching the weights and registering
+    the tag first, say into the local registry), or None for names the plugin does not handle.
+    """

@@ -7,12 +7,15 @@ from typing import Any
 
 from zoo_core.catalogue import ModelEntry
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.plugins import get_catalogue
+from zoo_core.plugins import get_catalogue, get_host
 
 
 def resolve(name: str, pretrained: bool | str | None = False) -> tuple[ModelEntry, str | None]:
-    """``[plugin:]name[.tag]`` plus a ``pretrained`` argument -> (entry, tag or None)."""
-    entry, tag = get_catalogue().resolve_model(name)
+    """``[plugin:]name[.tag]`` plus a ``pretrained`` argument -> (entry, tag or None).
+
+    A name whose prefix is no plugin's (``hf-hub:OWNER/NAME``) goes to the plugins' ``zoo_resolve_model``.
+    """
+    entry, tag = get_catalogue().resolve_model(get_host().resolve_name(name) or name)
     if isinstance(pretrained, str) and pretrained:
         entry, tag = get_catalogue().resolve_model(f"{entry.qualified}.{pretrained}")
     elif pretrained is True and tag is None:

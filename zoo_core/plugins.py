@@ -48,6 +48,7 @@ CACHE_SCHEMA = 2
 ENTRY_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset", "zoo_register_trainers": "trainer"}
 COMMAND_HOOK = "zoo_register_commands"
 LIVE_HOOKS = ("zoo_register_weights",)
+RESOLVE_HOOK = "zoo_resolve_model"
 CORE_COMMANDS = ("list", "info", "plugins", "cache")
 DEFAULT_PRECEDENCE = 100  # the catalogue's own commands; no plugin may take them
 
@@ -368,6 +369,28 @@ class PluginHost:
                 return  # a hook that raised keeps nothing it registered
         for entry, tag, loader, meta, default in pending:
             entry.add_live_tag(tag, meta, loader, default)
+
+    def resolve_name(self, name: str) -> str | None:
+        """A ``prefix:rest`` name whose prefix is no plugin's (``hf-hub:OWNER/NAME``) -> the catalogue name the
+        first plugin's ``zoo_resolve_model`` gives for it, or None."""
+        prefix, sep, _ = name.partition(":")
+        if not sep or prefix in self.infos:
+            return None
+        for info in self._in_order(self.plugin_list):
+            if info.status != "ok" or RESOLVE_HOOK not in info.hooks:
+                continue
+            module = self._import(info)
+            if module is None:
+                continue
+            for impl in getattr(self.pm.hook, RESOLVE_HOOK).get_hookimpls():
+                if impl.plugin is not module:
+                    continue
+                answer = run_plugin_code(info.name, f"resolving model name '{name}'", impl.function, name=name)
+                if answer is not None and not isinstance(answer, str):
+                    raise PluginError(f"plugin '{info.name}' resolved '{name}' to {answer!r}, not a model name")
+                if answer:
+                    return answer
+        return None
 
     def refresh_weights(self) -> None:
         """Run the weights hooks again (after a publish or a removal), on this same catalogue."""

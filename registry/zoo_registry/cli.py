@@ -88,6 +88,11 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
                    f"{' (on ' + str(metrics['dataset']) + ')' if metrics.get('dataset') else ''}")  # fmt: skip
         training = c.get("training") or {}
         click.echo(f"  created        {c.get('created')} by zoo {c.get('zoo_version')}")
+        if c.get("origin"):
+            click.echo(f"  origin         {c['origin']} at commit {c.get('revision')}")
+        for push in c.get("pushed") or []:
+            click.echo(f"  pushed         {push.get('repo')}@{str(push.get('commit'))[:12]} ({push.get('revision')}) "
+                       f"{push.get('date', '')}")  # fmt: skip
         if training.get("command"):
             click.echo(f"  trained with   {training['command']}")
         for p in problems:

@@ -27,9 +27,9 @@ from zoo_registry.store import (
     WEIGHTS_FILE,
     _aside_dir,
     _lock_path,
-    _model_ref,
     _recover,
     _subdirs,
+    model_ref,
     read_entry,
     registry_root,
 )
@@ -196,6 +196,6 @@ def _repair(problem: Problem) -> bool:
     if problem.what.startswith("metrics.json is broken"):
         atomic_write_text(entry_dir / METRICS_FILE, "{}\n")
         entry.metrics = {}
-    atomic_write_text(entry_dir / CARD_FILE, render(entry.config, entry.metrics, _model_ref(entry.model_name)))
+    atomic_write_text(entry_dir / CARD_FILE, render(entry.config, entry.metrics, model_ref(entry.model_name)))
     return True
 

@@ -1,8 +1,14 @@
-"""The README.md model card of a published entry: Hugging Face YAML front matter, then a readable body."""
+"""The README.md model card of a published entry: Hugging Face YAML front matter, then a readable body.
+
+The same card serves the local registry and the Hub; pushed to a repository (``HubCard``), it also carries
+the licence and base model, names the repository in its usage snippets and, for timm models, says how timm
+loads it.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 SHOWN_LABELS = 20
@@ -15,6 +21,23 @@ ACCURACY_KEYS = {
 }
 
 
+# Training settings worth a line in the card's recipe table, in the order shown.
+RECIPE_KEYS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "augment",
+               "pretrained", "freeze_backbone", "img_size", "precision", "seed", "trainer")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HubCard:
+    """What a card pushed to a Hub repository adds: the repository, a licence and base model when known,
+    and, for timm models, the timm architecture (timm can load the repository itself)."""
+
+    repo_id: str
+    license: str | None = None
+    base_model: str | None = None
+    timm_architecture: str | None = None
+    sharded: bool = False
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -25,8 +48,9 @@ def _dataset(config: dict[str, Any], metrics: dict[str, Any]) -> str | None:
     return str(name) if name else None
 
 
-def front_matter(config: dict[str, Any], metrics: dict[str, Any], model_ref: str) -> str:
-    """The YAML header the Hub reads: library, tags, datasets and a model-index with the accuracies."""
+def front_matter(config: dict[str, Any], metrics: dict[str, Any], model_ref: str, hub: HubCard | None = None) -> str:
+    """The YAML header the Hub reads: library, tags, datasets, licence and base model when known, and a
+    model-index with the accuracies."""
     from huggingface_hub import EvalResult, ModelCardData
 
     dataset = _dataset(config, metrics)
@@ -39,13 +63,16 @@ def front_matter(config: dict[str, Any], metrics: dict[str, Any], model_ref: str
         if dataset and key in ACCURACY_KEYS and _is_number(value)
     ]  # fmt: skip
     plugin, _, arch = config["architecture"].partition(":")
+    timm = hub is not None and hub.timm_architecture is not None
     data = ModelCardData(
-        library_name="zoo",
+        library_name="timm" if timm else "zoo",
         pipeline_tag="image-classification",
-        tags=["image-classification", "zoo", "safetensors", arch, f"zoo-plugin-{plugin}"],
+        tags=["image-classification", "zoo", "safetensors", arch, f"zoo-plugin-{plugin}", *(["timm"] if timm else [])],
         datasets=[dataset] if dataset else None,
+        license=hub.license if hub is not None else None,
+        base_model=hub.base_model if hub is not None else None,
         metrics=sorted({r.metric_type for r in results}) or None,
-        model_name=f"{model_ref}.{config['tag']}" if results else None,
+        model_name=(hub.repo_id if hub is not None else f"{model_ref}.{config['tag']}") if results else None,
         eval_results=results or None,
     )
     return f"---\n{data.to_yaml()}\n---\n"
@@ -57,8 +84,47 @@ def _table(rows: list[tuple[str, Any]], headers: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
-def render(config: dict[str, Any], metrics: dict[str, Any], model_ref: str) -> str:
-    """The whole README.md; ``model_ref`` is the name ``create_model`` takes (bare when unambiguous)."""
+def _recipe(training: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, training[k]) for k in RECIPE_KEYS if training.get(k) not in (None, "", {}, [])]
+
+
+def _usage(config: dict[str, Any], model_ref: str, dataset: str | None, hub: HubCard | None) -> list[str]:
+    import shlex
+
+    tag = config["tag"]
+    data_arg = f" --dataset {dataset}" if dataset else ""
+    training = config.get("training") or {}
+    if dataset and training.get("data_dir") and hub is None:  # the folder it was trained from: the line runs
+        data_arg += f" --data-dir {shlex.quote(str(training['data_dir']))}"
+    for key, value in (training.get("data_options") or {}).items() if dataset else ():
+        data_arg += f" --data-opt {shlex.quote(f'{key}={json.dumps(value)}')}"
+    if hub is None:
+        return [
+            "```python\nfrom zoo_core import create_model\n\n"
+            f'model = create_model("{model_ref}", pretrained="{tag}")\nmodel.eval()\n```\n',
+            f"```bash\nzoo eval {model_ref}.{tag}{data_arg}\n```\n",
+            "`model.safetensors` can also be read without zoo: `safetensors.torch.load_file`, then "
+            "`load_state_dict` into the architecture built with the constructor arguments above.\n",
+        ]
+    out = [
+        "```python\nimport zoo_core as zoo\n\n"
+        f'model = zoo.create_model("hf-hub:{hub.repo_id}")  # pulled into the local registry on first use\n'
+        "model.eval()\n```\n",
+        f"```bash\nzoo pull {hub.repo_id}\nzoo eval hf-hub:{hub.repo_id}{data_arg}\n```\n",
+    ]
+    if hub.timm_architecture is not None:
+        out.append(f'timm loads it too:\n\n```python\nimport timm\n\nmodel = timm.create_model("hf-hub:{hub.repo_id}", '
+                   "pretrained=True)\n```\n")
+    weights = ("the shards listed in `model.safetensors.index.json`" if hub.sharded else "`model.safetensors`")
+    out.append(f"Without zoo: load {weights} with `safetensors.torch.load_file` and `load_state_dict` them into "
+               f"`{config['architecture']}` built with the constructor arguments above (also in `config.json`, "
+               "under `zoo`).\n")
+    return out
+
+
+def render(config: dict[str, Any], metrics: dict[str, Any], model_ref: str, hub: HubCard | None = None) -> str:
+    """The whole README.md; ``model_ref`` is the name ``create_model`` takes (bare when unambiguous);
+    ``hub`` makes it the card of that Hub repository."""
     tag = config["tag"]
     labels = list(config.get("labels") or [])
     shown = ", ".join(f"`{label}`" for label in labels[:SHOWN_LABELS])
@@ -68,8 +134,8 @@ def render(config: dict[str, Any], metrics: dict[str, Any], model_ref: str) -> s
     trained = f" trained on `{dataset}`" if dataset else ""
     size_mb = config.get("size_bytes", 0) / 1e6
     out = [
-        front_matter(config, metrics, model_ref),
-        f"# {model_ref}.{tag}\n",
+        front_matter(config, metrics, model_ref, hub),
+        f"# {hub.repo_id if hub is not None else f'{model_ref}.{tag}'}\n",
         f"`{config['architecture']}` weights{trained}, published by zoo {config.get('zoo_version', '')} "
         f"on {config.get('created', '')}.\n",
         "## Model\n",
@@ -98,23 +164,22 @@ def render(config: dict[str, Any], metrics: dict[str, Any], model_ref: str) -> s
         out.append(f"\n**{name}**\n\n```json\n{json.dumps(values, indent=2, sort_keys=True)}\n```")
     if not metrics:
         out.append("Not measured yet.")
-    if config.get("training"):
-        recipe = json.dumps(config["training"], indent=2, sort_keys=True)
-        out += ["\n## Training\n", f"```json\n{recipe}\n```"]
-    data_arg = f" --dataset {dataset}" if dataset else ""
     training = config.get("training") or {}
-    import shlex
-
-    if dataset and training.get("data_dir"):  # the folder it was trained from: the line runs as it is
-        data_arg += f" --data-dir {shlex.quote(str(training['data_dir']))}"
-    for key, value in (training.get("data_options") or {}).items() if dataset else ():
-        data_arg += f" --data-opt {shlex.quote(f'{key}={json.dumps(value)}')}"
-    out += [
-        "\n## Usage\n",
-        "```python\nfrom zoo_core import create_model\n\n"
-        f'model = create_model("{model_ref}", pretrained="{tag}")\nmodel.eval()\n```\n',
-        f"```bash\nzoo eval {model_ref}.{tag}{data_arg}\n```\n",
-        "`model.safetensors` can also be read without zoo: `safetensors.torch.load_file`, then "
-        "`load_state_dict` into the architecture built with the constructor arguments above.\n",
-    ]
+    if training:
+        out.append("\n## Training\n")
+        if _recipe(training):
+            out.append(_table(_recipe(training), ("setting", "value")) + "\n")
+        if training.get("command"):
+            out.append(f"```bash\n{training['command']}\n```\n")
+        recipe = json.dumps(training, indent=2, sort_keys=True)
+        out.append(f"<details><summary>Full training record</summary>\n\n```json\n{recipe}\n```\n</details>")
+    source = [(k, config[k]) for k in ("origin", "revision", "license", "base_model") if config.get(k)]
+    if source and hub is None:
+        out += ["\n## Source\n", _table(source, ("field", "value"))]
+    pushed = [p for p in config.get("pushed") or [] if isinstance(p, dict)]
+    if pushed and hub is None:
+        out.append("\n## On the Hub\n")
+        out.append(_table([(f"`{p.get('repo')}` ({p.get('revision')})", f"commit `{p.get('commit')}`, {p.get('date')}")
+                           for p in pushed], ("repository", "pushed")))  # fmt: skip
+    out += ["\n## Usage\n", *_usage(config, model_ref, dataset, hub)]
     return "\n".join(out)

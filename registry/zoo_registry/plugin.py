@@ -1,5 +1,6 @@
-"""The registry plugin: published weights become pretrained tags of their models, and ``zoo registry ...``
-manages them.
+"""The registry plugin: published weights become pretrained tags of their models, ``zoo registry ...``
+manages them, ``zoo push`` / ``zoo pull`` move them to and from the Hugging Face Hub, and
+``hf-hub:OWNER/NAME[@REV]`` names resolve to pulled weights.
 
 Its weights hook runs on every zoo command, so it reads only each entry's small JSON files and imports no
 torch; the weights are read by the loader, when a model is built with the tag.
@@ -40,6 +41,19 @@ def zoo_register_weights(register: Any) -> None:
 @hookimpl
 def zoo_register_commands(cli: Any) -> None:
     from zoo_registry.cli import doctor_cmd, registry
+    from zoo_registry.hub_cli import pull_cmd, push_cmd
 
     cli.add_command(registry)
     cli.add_command(doctor_cmd)
+    cli.add_command(push_cmd)
+    cli.add_command(pull_cmd)
+
+
+@hookimpl
+def zoo_resolve_model(name: str) -> str | None:
+    """``hf-hub:OWNER/NAME[@REV]`` (timm's spelling): pull the repository into the registry, or find it there."""
+    if not name.startswith(("hf-hub:", "hf_hub:")):
+        return None
+    from zoo_registry.hub import resolve_hub_name
+
+    return resolve_hub_name(name)

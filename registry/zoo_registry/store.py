@@ -200,6 +200,7 @@ def weights_metadata(entry: PublishedEntry) -> dict[str, Any]:
         "preprocessing": preprocessing,
         "created": config.get("created"),
         "license": config.get("license"),
+        "hf_hub_id": config.get("hf_hub_id"),
         "origin": config.get("origin"),
         "revision": config.get("revision"),
         "base_model": config.get("base_model"),
@@ -331,7 +332,7 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
-def _model_ref(qualified: str) -> str:
+def model_ref(qualified: str) -> str:
     """The name to show in usage examples: bare where the bare name means this model."""
     try:
         return get_catalogue().display_ref(qualified, None)
@@ -365,7 +366,7 @@ def _exists_error(plugin: str, model: str, tag: str, entry_dir: Path) -> UsageEr
     )
 
 
-def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], tensors: dict[str, Any]) -> None:
+def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
     """Refuse to publish weights that ``create_model`` could not load back from ``model_kwargs``."""
     import torch
 
@@ -382,7 +383,7 @@ def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], tensors: 
                 f"cannot rebuild {entry.qualified} from model_kwargs {model_kwargs}: {type(e).__name__}: {e}"
             ) from None
     model_shapes = {k: tuple(v.shape) for k, v in unwrap(rebuilt).state_dict().items()}
-    problem = describe_mismatch({k: tuple(v.shape) for k, v in tensors.items()}, model_shapes)
+    problem = describe_mismatch(shapes, model_shapes)
     if problem:
         raise WeightsError(
             f"{entry.qualified}.{tag}: the model built from model_kwargs {model_kwargs} does not fit these "
@@ -390,27 +391,33 @@ def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], tensors: 
         )
 
 
-def publish(
-    model: Any,
-    *,
-    model_name: str,
-    tag: str,
-    model_kwargs: dict[str, Any],
-    labels: list[str],
-    preprocessing: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
-    training: dict[str, Any] | None = None,
-    overwrite: bool = False,
-) -> PublishedEntry:
-    """Publish ``model``'s weights as ``model_name``.``tag``; the tag is then a pretrained tag of the model.
+# Provenance a store other than training may record with an entry (weights schema fields, see weights_metadata).
+PROVENANCE_KEYS = ("source", "origin", "revision", "hf_hub_id", "license", "base_model")
 
-    ``model_kwargs`` must rebuild the model (checked before anything is written). The process's catalogue
-    registers the new tag at once, so ``create_model(name, pretrained=tag)`` sees it.
-    """
-    from zoo_core import __version__
-    from zoo_registry.model_card import render
-    from zoo_registry.weights_file import save_weights, sha256_file, state_tensors
 
+@dataclass
+class _Checked:
+    """A publish's arguments, checked against the catalogue and the weights schema before anything is written."""
+
+    plugin: str
+    name: str
+    tag: str
+    catalogue_entry: Any
+    model_kwargs: dict[str, Any]
+    labels: list[str]
+    num_classes: int
+    preprocessing: dict[str, Any]
+    metrics: dict[str, Any]
+    training: dict[str, Any] | None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+
+def _check_publish(model_name: str, tag: str, model_kwargs: dict[str, Any], labels: list[str],
+                   preprocessing: dict[str, Any], metrics: dict[str, Any] | None,
+                   training: dict[str, Any] | None) -> _Checked:  # fmt: skip
     plugin, name = qualify(model_name)
     qualified = f"{plugin}:{name}"
     _check_tag(tag)
@@ -432,69 +439,152 @@ def publish(
                                catalogue_entry.tag_defaults())  # fmt: skip
     except SchemaError as e:
         raise UsageError(str(e)) from None
-    preprocessing = checked["preprocessing"]
     if tag in catalogue_entry.pretrained and tag not in catalogue_entry.loaders:
         raise UsageError(f"{qualified} already has its own pretrained tag {tag!r}; choose another tag")
-    tensors = state_tensors(model)
-    _check_rebuild(catalogue_entry, tag, model_kwargs, tensors)
+    return _Checked(plugin, name, tag, catalogue_entry, model_kwargs, labels, num_classes, checked["preprocessing"],
+                    metrics, training)  # fmt: skip
 
-    entry_dir = _entry_dir(plugin, name, tag)
+
+def _stage(c: _Checked, overwrite: bool) -> tuple[Path, Path]:
+    """The entry's folder and a fresh staging folder for it, once ``overwrite`` allows the publish."""
+    entry_dir = _entry_dir(c.plugin, c.name, c.tag)
     if entry_dir.is_dir() and not overwrite:
-        raise _exists_error(plugin, name, tag, entry_dir)
+        raise _exists_error(c.plugin, c.name, c.tag, entry_dir)
     root = registry_root()
     (root / ".staging").mkdir(parents=True, exist_ok=True)
     _clean_stale(root)
-    staging = Path(tempfile.mkdtemp(dir=root / ".staging", prefix=f"{plugin}-{name}-{tag}-"))
-    try:
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a published entry is meant to be read
-        save_weights(tensors, staging / WEIGHTS_FILE, {"zoo_model": qualified, "zoo_tag": tag})
-        import torch
+    staging = Path(tempfile.mkdtemp(dir=root / ".staging", prefix=f"{c.plugin}-{c.name}-{c.tag}-"))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a published entry is meant to be read
+    return entry_dir, staging
 
-        config = {
-            "schema": SCHEMA,
-            "architecture": qualified,
-            "tag": tag,
-            "model_kwargs": model_kwargs,
-            "num_classes": num_classes,
-            "labels": labels,
-            "preprocessing": preprocessing,
-            "weights_file": WEIGHTS_FILE,
-            "format": "safetensors",
-            "sha256": sha256_file(staging / WEIGHTS_FILE),
-            "size_bytes": (staging / WEIGHTS_FILE).stat().st_size,
-            "num_params": sum(p.numel() for p in model.parameters()),
-            "zoo_version": __version__,
-            "torch_version": torch.__version__.split("+")[0],
-            "created": utc_now(),
-            "training": training,
-        }
-        _write_text(staging / CONFIG_FILE, _dump(config))
-        _write_text(staging / METRICS_FILE, _dump(metrics))
-        _write_text(staging / CARD_FILE, render(config, metrics, _model_ref(qualified)))
-        _fsync_dir(staging)
-        with file_lock(_lock_path(entry_dir)):
-            _recover(entry_dir)
-            if entry_dir.is_dir():
-                if not overwrite:  # another process published the tag while we were writing
-                    raise _exists_error(plugin, name, tag, entry_dir)
-                aside = _aside_dir(entry_dir)
-                os.rename(entry_dir, aside)
-                try:
-                    os.rename(staging, entry_dir)
-                except BaseException:
-                    os.rename(aside, entry_dir)
-                    raise
-                _fsync_dir(entry_dir.parent)
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                entry_dir.parent.mkdir(parents=True, exist_ok=True)
+
+def _finish(c: _Checked, staging: Path, entry_dir: Path, num_params: int | None, overwrite: bool,
+            extra: dict[str, Any] | None = None) -> PublishedEntry:  # fmt: skip
+    """Write config, metrics and card next to the staged weights, then rename the entry into place."""
+    import torch
+
+    from zoo_core import __version__
+    from zoo_registry.model_card import render
+    from zoo_registry.weights_file import sha256_file
+
+    config = {
+        "schema": SCHEMA,
+        "architecture": c.qualified,
+        "tag": c.tag,
+        "model_kwargs": c.model_kwargs,
+        "num_classes": c.num_classes,
+        "labels": c.labels,
+        "preprocessing": c.preprocessing,
+        "weights_file": WEIGHTS_FILE,
+        "format": "safetensors",
+        "sha256": sha256_file(staging / WEIGHTS_FILE),
+        "size_bytes": (staging / WEIGHTS_FILE).stat().st_size,
+        "num_params": num_params,
+        "zoo_version": __version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "created": utc_now(),
+        "training": c.training,
+        **(extra or {}),
+    }
+    if num_params is None:  # weights from elsewhere that did not say: better absent than wrong
+        del config["num_params"]
+    _write_text(staging / CONFIG_FILE, _dump(config))
+    _write_text(staging / METRICS_FILE, _dump(c.metrics))
+    _write_text(staging / CARD_FILE, render(config, c.metrics, model_ref(c.qualified)))
+    _fsync_dir(staging)
+    with file_lock(_lock_path(entry_dir)):
+        _recover(entry_dir)
+        if entry_dir.is_dir():
+            if not overwrite:  # another process published the tag while we were writing
+                raise _exists_error(c.plugin, c.name, c.tag, entry_dir)
+            aside = _aside_dir(entry_dir)
+            os.rename(entry_dir, aside)
+            try:
                 os.rename(staging, entry_dir)
-                _fsync_dir(entry_dir.parent)
+            except BaseException:
+                os.rename(aside, entry_dir)
+                raise
+            _fsync_dir(entry_dir.parent)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            entry_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, entry_dir)
+            _fsync_dir(entry_dir.parent)
+    refresh_weights()
+    return PublishedEntry(c.qualified, c.tag, entry_dir, config, c.metrics)
+
+
+def publish(
+    model: Any,
+    *,
+    model_name: str,
+    tag: str,
+    model_kwargs: dict[str, Any],
+    labels: list[str],
+    preprocessing: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> PublishedEntry:
+    """Publish ``model``'s weights as ``model_name``.``tag``; the tag is then a pretrained tag of the model.
+
+    ``model_kwargs`` must rebuild the model (checked before anything is written). The process's catalogue
+    registers the new tag at once, so ``create_model(name, pretrained=tag)`` sees it.
+    """
+    from zoo_registry.weights_file import save_weights, state_tensors
+
+    c = _check_publish(model_name, tag, model_kwargs, labels, preprocessing, metrics, training)
+    tensors = state_tensors(model)
+    _check_rebuild(c.catalogue_entry, tag, c.model_kwargs, {k: tuple(v.shape) for k, v in tensors.items()})
+    entry_dir, staging = _stage(c, overwrite)
+    try:
+        save_weights(tensors, staging / WEIGHTS_FILE, {"zoo_model": c.qualified, "zoo_tag": tag})
+        num_params = sum(p.numel() for p in model.parameters())
+        return _finish(c, staging, entry_dir, num_params, overwrite)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    refresh_weights()
-    return PublishedEntry(qualified, tag, entry_dir, config, metrics)
+
+
+def publish_file(
+    weights: str | os.PathLike[str],
+    *,
+    model_name: str,
+    tag: str,
+    model_kwargs: dict[str, Any],
+    labels: list[str],
+    preprocessing: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    num_params: int | None = None,
+    provenance: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> PublishedEntry:
+    """Publish an existing safetensors file byte for byte (weights fetched from elsewhere, say the Hub).
+
+    The file is checked like ``publish`` checks a model (it must fit the model ``model_kwargs`` build) and
+    copied, never re-serialised, so its sha256 stays what its source says. ``provenance`` records where it
+    came from (``PROVENANCE_KEYS``: ``source``, ``origin``, ``revision``, ``hf_hub_id``, ``license``,
+    ``base_model``); these become the tag's weights-schema fields.
+    """
+    from zoo_registry.weights_file import tensor_shapes
+
+    provenance = {k: v for k, v in (provenance or {}).items() if v is not None}
+    unknown = set(provenance) - set(PROVENANCE_KEYS)
+    if unknown:
+        raise UsageError(f"unknown provenance field(s) {', '.join(sorted(unknown))}")
+    c = _check_publish(model_name, tag, model_kwargs, labels, preprocessing, metrics, training)
+    _check_rebuild(c.catalogue_entry, tag, c.model_kwargs, tensor_shapes(weights))
+    entry_dir, staging = _stage(c, overwrite)
+    try:
+        shutil.copyfile(weights, staging / WEIGHTS_FILE)
+        os.chmod(staging / WEIGHTS_FILE, 0o644)
+        with open(staging / WEIGHTS_FILE, "rb") as f:
+            os.fsync(f.fileno())
+        return _finish(c, staging, entry_dir, num_params, overwrite, _json_copy("provenance", provenance))
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -519,8 +609,34 @@ def update_metrics(model_name: str, tag: str, metrics: dict[str, Any]) -> None:
         entry = get(f"{plugin}:{name}", tag)  # again: it may have been replaced while we waited
         merged = _merge(entry.metrics, metrics)
         atomic_write_text(entry_dir / METRICS_FILE, _dump(merged))
-        atomic_write_text(entry_dir / CARD_FILE, render(entry.config, merged, _model_ref(entry.model_name)))
+        atomic_write_text(entry_dir / CARD_FILE, render(entry.config, merged, model_ref(entry.model_name)))
     refresh_weights()
+
+
+def record_push(model_name: str, tag: str, record: dict[str, Any]) -> PublishedEntry:
+    """Record in the entry's config.json that it was pushed (``record``: repo, revision, commit, ...).
+
+    One record per repo and revision: pushing there again replaces it. Written atomically under the entry's
+    lock, like ``update_metrics``; the weights are not touched.
+    """
+    from zoo_core.atomic_io import atomic_write_text
+    from zoo_registry.model_card import render
+
+    plugin, name = qualify(model_name)
+    _check_tag(tag)
+    record = _json_copy("push record", dict(record))
+    entry_dir = get(f"{plugin}:{name}", tag).path
+    with file_lock(_lock_path(entry_dir)):
+        _recover(entry_dir)
+        entry = get(f"{plugin}:{name}", tag)
+        config = dict(entry.config)
+        pushes = [p for p in config.get("pushed") or [] if isinstance(p, dict)
+                  and (p.get("repo"), p.get("revision")) != (record.get("repo"), record.get("revision"))]  # fmt: skip
+        config["pushed"] = [*pushes, record]
+        atomic_write_text(entry_dir / CONFIG_FILE, _dump(config))
+        atomic_write_text(entry_dir / CARD_FILE, render(config, entry.metrics, model_ref(entry.model_name)))
+    refresh_weights()
+    return PublishedEntry(entry.model_name, tag, entry_dir, config, entry.metrics)
 
 
 def remove(model_name: str, tag: str) -> None:

@@ -63,6 +63,39 @@ def save_weights(tensors: dict[str, Any], path: Path, metadata: dict[str, str] |
 
 
 Shapes = dict[str, tuple[int, ...]]
+MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header of a safetensors file (tensor name -> dtype, shape, data_offsets; ``__metadata__``),
+    read without loading a tensor; WeightsError when the file is not safetensors."""
+    import json
+    import struct
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            raw = f.read(length) if 0 < length <= MAX_HEADER else b""
+        header = json.loads(raw) if len(raw) == length else None
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: not a safetensors file (no valid header)")
+    return header
+
+
+def tensor_shapes(path: str | os.PathLike[str]) -> Shapes:
+    """Each tensor's shape, from the file's header."""
+    return {k: tuple(v["shape"]) for k, v in read_header(path).items() if k != "__metadata__"}
+
+
+def tensor_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Each tensor's size in bytes, in the order the file stores them."""
+    header = {k: v for k, v in read_header(path).items() if k != "__metadata__"}
+    ordered = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    return {k: v["data_offsets"][1] - v["data_offsets"][0] for k, v in ordered}
 
 
 def describe_mismatch(file_shapes: Shapes, model_shapes: Shapes) -> str:

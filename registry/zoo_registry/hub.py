@@ -1,0 +1,535 @@
+"""Push registry entries to the Hugging Face Hub and pull them back, through huggingface_hub.
+
+``push`` sends an entry as one commit (``zoo_registry.hub_files`` describes the repository); ``pull``
+downloads through huggingface_hub's cache, checks every weights file's sha256 against config.json and
+publishes the weights, byte for byte, as a pretrained tag of their model in the local registry: tag
+``hub-OWNER-NAME`` (``hub-OWNER-NAME-REV`` for an explicit revision), with ``source: hub``, ``origin:
+hf-hub:OWNER/NAME`` and ``revision: <commit sha>`` in its metadata. ``zoo.create_model("hf-hub:OWNER/NAME")``
+reaches ``pull`` through the registry plugin's ``zoo_resolve_model`` hook.
+
+Settings come from the environment when the call is made (huggingface_hub reads its own when it is
+imported): ``HF_ENDPOINT``, ``HF_TOKEN`` (or the token ``hf auth login`` saved), ``HF_HUB_OFFLINE``,
+``HF_HUB_CACHE`` / ``HF_HOME``. Offline, a pulled or cached repository loads with no network call and
+anything else fails at once. Transfers are retried by huggingface_hub (uploads, and downloads resumed
+with a byte range); a commit is not retried blindly, but running the command again is cheap: the Hub
+already has the uploaded files. Every failure is one ZooError line, and the local entry is never changed
+by a push or a pull that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from zoo_core.environment import utc_now
+from zoo_core.errors import UnknownNameError, UsageError, WeightsError, ZooError
+from zoo_registry import hub_files
+from zoo_registry.hub_files import CARD, CONFIG, INDEX, WEIGHTS
+
+REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+HUB_PREFIXES = ("hf-hub:", "hf_hub:")  # timm's spelling, and the one it still accepts
+NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError", "RemoteProtocolError",
+                  "ReadError", "WriteError", "ReadTimeout", "WriteTimeout", "ConnectionError", "Timeout"}
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Where the Hub is and how to talk to it, read from the environment when a command runs."""
+
+    endpoint: str
+    token: str | None
+    offline: bool  # only the local cache is used: HF_HUB_OFFLINE, or the Hub is unreachable
+    cache_dir: str
+    unreachable: bool = False
+
+    @classmethod
+    def from_env(cls) -> HubSettings:
+        from huggingface_hub import constants, get_token
+
+        endpoint = (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+        offline = constants.HF_HUB_OFFLINE
+        if "HF_HUB_OFFLINE" in os.environ:  # set or unset since huggingface_hub was imported
+            offline = _true(os.environ["HF_HUB_OFFLINE"])
+        if os.environ.get("HF_HUB_CACHE"):
+            cache = os.environ["HF_HUB_CACHE"]
+        elif os.environ.get("HF_HOME"):
+            cache = os.path.join(os.environ["HF_HOME"], "hub")
+        else:
+            cache = constants.HF_HUB_CACHE
+        return cls(endpoint, get_token(), offline, os.path.expanduser(cache))
+
+    def reachable(self, timeout: float = 3.0) -> bool:
+        """Whether the endpoint accepts a connection. huggingface_hub retries a dead network for about half a
+        minute before giving up; this answers in at most ``timeout`` seconds."""
+        if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                           "all_proxy")):  # fmt: skip
+            return True  # behind a proxy only the proxy can tell
+        url = urlsplit(self.endpoint)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            with socket.create_connection((url.hostname or "", port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def api(self) -> Any:
+        from huggingface_hub import HfApi
+
+        from zoo_core import __version__
+
+        return HfApi(endpoint=self.endpoint, token=self.token, library_name="zoo", library_version=__version__)
+
+
+# -- names -------------------------------------------------------------------------------------------------
+
+
+def parse_repo_spec(spec: str) -> tuple[str, str | None]:
+    """``OWNER/NAME[@REV]`` -> (repo id, revision or None)."""
+    repo_id, at, revision = spec.partition("@")
+    if not REPO_ID_RE.match(repo_id) or ".." in repo_id or repo_id.endswith((".git", ".")) or (at and not revision):
+        raise UsageError(f"invalid Hub repository {spec!r}: expected OWNER/NAME or OWNER/NAME@REVISION")
+    return repo_id, revision or None
+
+
+def hub_tag(repo_id: str, revision: str | None = None) -> str:
+    """The local tag of a pulled repository: ``hub-OWNER-NAME``, plus ``-REV`` for an explicit revision
+    (a commit sha shortened to 12 digits)."""
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        revision = revision[:12]
+    text = f"hub-{repo_id}" + (f"-{revision}" if revision else "")
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+
+
+def origin_of(repo_id: str) -> str:
+    return f"hf-hub:{repo_id}"
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """``e`` and the exceptions it was raised from (huggingface_hub wraps transfer failures)."""
+    out: list[BaseException] = []
+    current: BaseException | None = e
+    while current is not None and all(current is not x for x in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def _network_error(e: BaseException) -> BaseException | None:
+    """The network failure (connection refused, dropped, timed out) behind ``e``, if there is one. Matched by
+    class name: huggingface_hub's HTTP library has changed (requests, httpx) and may again."""
+    return next((x for x in _chain(e) if any(c.__name__ in NETWORK_ERRORS for c in type(x).__mro__)), None)
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _status(e: BaseException) -> int | None:
+    response = getattr(e, "response", None)
+    return getattr(response, "status_code", None)
+
+
+@contextmanager
+def hub_errors(settings: HubSettings, repo_id: str, doing: str, after: str = "") -> Iterator[None]:
+    """Turn whatever huggingface_hub raises while ``doing`` something with ``repo_id`` into one ZooError
+    line; ``after`` is appended to failures that running the command again may fix."""
+    try:
+        yield
+    except ZooError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the transfer raises becomes one line
+        raise _translate(e, settings, repo_id, doing, after) from None
+
+
+def _translate(e: BaseException, settings: HubSettings, repo_id: str, doing: str, after: str) -> ZooError:
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    chain = _chain(e)
+    http = next((x for x in chain if isinstance(x, HfHubHTTPError)), None)
+    status = _status(http) if http is not None else None
+    network = _network_error(e)
+    if isinstance(http, RevisionNotFoundError):
+        return UsageError(f"{repo_id} has no such revision (while {doing})")
+    if isinstance(http, RepositoryNotFoundError) and status != 401:
+        reader = "the token cannot read it" if settings.token else "no token is set"
+        return UsageError(f"repository {repo_id} not found at {settings.endpoint} (or it is private and {reader})")
+    if status == 401:
+        return WeightsError(f"{settings.endpoint} rejected the token (401 Unauthorized) while {doing}: set HF_TOKEN "
+                            "to a valid token or run `hf auth login`")  # fmt: skip
+    if status == 403:
+        return WeightsError(f"no permission for {doing} (403 Forbidden): the token needs write access to "
+                            f"'{repo_id.split('/')[0]}'")  # fmt: skip
+    if any(type(x).__name__ == "OfflineModeIsEnabled" for x in chain):
+        return WeightsError(f"huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it was imported) while "
+                            f"{doing}")  # fmt: skip
+    if isinstance(e, LocalEntryNotFoundError) and settings.unreachable:
+        return WeightsError(f"cannot reach the Hub at {settings.endpoint} (no connection), and {repo_id} is not in "
+                            "the Hugging Face cache; check the network or HF_ENDPOINT")  # fmt: skip
+    if isinstance(e, LocalEntryNotFoundError) and settings.offline:
+        return WeightsError(f"{repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading "
+                            f"it; pull it once with the network (`zoo pull {repo_id}`)")  # fmt: skip
+    if isinstance(e, EntryNotFoundError) and not isinstance(e, LocalEntryNotFoundError):
+        return UsageError(f"{doing}: the file is not in {repo_id} (is it a repository zoo pushed?)")
+    cached = ", and it is not in the Hugging Face cache" if isinstance(e, LocalEntryNotFoundError) else ""
+    if status == 412:
+        return WeightsError(f"{repo_id} changed on the Hub while {doing} (412 Precondition Failed){after}")
+    if status is not None:
+        reason = getattr(getattr(http, "response", None), "reason_phrase", "") or ""
+        return WeightsError(f"the Hub answered {status} {reason} while {doing}{cached}{after}".replace("  ", " "))
+    if network is not None:
+        failed = "cannot reach" if "Connect" in type(network).__name__ else "lost the connection to"
+        return WeightsError(f"{failed} the Hub at {settings.endpoint} while {doing} "
+                            f"({type(network).__name__}: {_short(network)}){cached}{after}")  # fmt: skip
+    if isinstance(e, LocalEntryNotFoundError):
+        return WeightsError(f"cannot reach the Hub at {settings.endpoint} while {doing}{cached}; check the network "
+                            "or HF_ENDPOINT")  # fmt: skip
+    if isinstance(e, ValueError):
+        return UsageError(f"{doing}: {_short(e)}")
+    return WeightsError(f"{doing} failed ({type(e).__name__}: {_short(e)}){after}")
+
+
+# -- push --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ref: str
+    repo_id: str
+    revision: str
+    commit: str
+    url: str
+    pr_url: str | None
+    files: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "repo": self.repo_id, "revision": self.revision, "commit": self.commit,
+                "url": self.url, "pr_url": self.pr_url, "files": self.files}  # fmt: skip
+
+
+def _base_model(config: dict[str, Any]) -> str | None:
+    """The Hub id of the weights this entry was fine-tuned from, when they have one."""
+    if config.get("base_model"):
+        return str(config["base_model"])
+    pretrained = (config.get("training") or {}).get("pretrained")
+    if not pretrained:
+        return None
+    try:
+        from zoo_core.weights import weights_info
+
+        return weights_info(f"{config['architecture']}.{pretrained}").hf_hub_id
+    except ZooError:
+        return None
+
+
+def _check_repo_content(settings: HubSettings, api: Any, repo_id: str, revision: str,
+                        architecture: str) -> tuple[str, list[str]]:  # fmt: skip
+    """The head commit of ``revision`` and its files, after making sure the repository holds nothing but
+    zoo's files of the same architecture (a fresh repository holds only .gitattributes)."""
+    from huggingface_hub import hf_hub_download
+
+    with hub_errors(settings, repo_id, f"reading {repo_id}"):
+        info = api.model_info(repo_id, revision=revision)
+    names = sorted(s.rfilename for s in info.siblings or [])
+    foreign = [n for n in names if not hub_files.is_zoo_file(n)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else "")
+        raise UsageError(f"{repo_id} already holds other content ({shown}); zoo pushes only to a new repository "
+                         "or one it pushed the same model to: choose another --repo")  # fmt: skip
+    if CONFIG in names:
+        with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}"):
+            path = hf_hub_download(repo_id, CONFIG, revision=info.sha, endpoint=settings.endpoint,
+                                   token=settings.token, cache_dir=settings.cache_dir)  # fmt: skip
+        try:
+            pushed = json.loads(Path(path).read_text(encoding="utf-8")).get("zoo", {}).get("architecture")
+        except (OSError, ValueError, AttributeError):
+            pushed = None
+        if pushed != architecture:
+            what = f"weights of {pushed}" if pushed else "a config.json zoo did not write"
+            raise UsageError(f"{repo_id} already holds {what}, not {architecture}; choose another --repo")
+    return str(info.sha), names
+
+
+def push(
+    ref: str,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    message: str | None = None,
+    license: str | None = None,
+    create_pr: bool = False,
+    max_shard_size: str | int = hub_files.DEFAULT_MAX_SHARD,
+) -> PushResult:
+    """Push the registry entry ``ref`` (``MODEL.TAG``) to the Hub repository ``repo_id`` in one commit."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    from zoo_registry import store
+    from zoo_registry.model_card import HubCard, render
+    from zoo_registry.weights_file import sha256_file
+
+    repo_id, at_revision = parse_repo_spec(repo_id)
+    if at_revision:
+        raise UsageError(f"--repo takes OWNER/NAME; give the branch with --revision {at_revision}")
+    max_bytes = hub_files.parse_size(max_shard_size)
+    plugin, model, tag = store.split_ref(ref)
+    entry = store.get(f"{plugin}:{model}", tag)
+    settings = HubSettings.from_env()
+    if settings.offline:
+        raise WeightsError("HF_HUB_OFFLINE=1 is set: pushing to the Hub needs the network")
+    if not settings.token:
+        raise WeightsError("no Hugging Face token: set HF_TOKEN to a token with write access, or run "
+                           "`hf auth login`")  # fmt: skip
+    branch = revision or "main"
+    api = settings.api()
+    with hub_errors(settings, repo_id, "checking the token"):
+        api.whoami()
+    with hub_errors(settings, repo_id, f"creating {repo_id}"):
+        api.create_repo(repo_id, private=private or None, exist_ok=True)
+    if branch != "main" and not create_pr:
+        with hub_errors(settings, repo_id, f"creating the branch {branch} of {repo_id}"):
+            if branch not in {b.name for b in api.list_repo_refs(repo_id).branches}:
+                api.create_branch(repo_id, branch=branch)
+    parent, remote = _check_repo_content(settings, api, repo_id, branch, entry.model_name)
+
+    root = store.registry_root() / ".staging"
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=root, prefix="push-"))
+    try:
+        # A hard link keeps these exact bytes even if the entry is replaced while the upload runs.
+        weights = work / "source.safetensors"
+        try:
+            os.link(entry.weights_path, weights)
+        except OSError:
+            shutil.copyfile(entry.weights_path, weights)
+        if sha256_file(weights) != entry.sha256:
+            raise WeightsError(f"{entry.weights_path}: checksum mismatch (file is corrupted or was changed); "
+                               "publish it again before pushing")  # fmt: skip
+        files = hub_files.write_weights(weights, work, max_bytes)
+        hashes = {name: (entry.sha256 if path == weights else sha256_file(path)) for name, path in files.items()}
+        timm = entry.model_name.startswith("timm:")
+        license_id = license or entry.config.get("license")
+        base_model = _base_model(entry.config)
+        config = hub_files.hub_config(entry.config, entry.metrics, hashes, license=license_id, base_model=base_model,
+                                      timm=timm)  # fmt: skip
+        card = render(entry.config, entry.metrics, store.model_ref(entry.model_name),
+                      HubCard(repo_id, license_id, base_model, config.get("architecture") if timm else None,
+                              sharded=INDEX in files))  # fmt: skip
+        operations: list[Any] = [CommitOperationAdd(name, str(path)) for name, path in files.items()]
+        operations.append(CommitOperationAdd(CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()))
+        operations.append(CommitOperationAdd(CARD, card.encode()))
+        # weights of an earlier push that this one does not replace (shards become one file, or fewer shards)
+        operations += [CommitOperationDelete(name) for name in sorted(remote)
+                       if hub_files.is_weights_file(name) and name not in files]  # fmt: skip
+        again = "; the local entry is unchanged: run the same command again (files the Hub has are not re-sent)"
+        with hub_errors(settings, repo_id, f"uploading to {repo_id}", after=again):
+            api.preupload_lfs_files(repo_id, additions=[op for op in operations if isinstance(op, CommitOperationAdd)],
+                                    revision=branch, create_pr=create_pr)  # fmt: skip
+        with hub_errors(settings, repo_id, f"committing to {repo_id}", after=again):
+            commit = api.create_commit(
+                repo_id, operations, commit_message=message or f"Upload {entry.ref} with zoo", revision=branch,
+                create_pr=create_pr, parent_commit=parent,
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    pushed_to = branch
+    if commit.pr_url:
+        pushed_to = f"refs/pr/{commit.pr_url.rstrip('/').rsplit('/', 1)[-1]}"
+    record = {"repo": repo_id, "revision": pushed_to, "commit": commit.oid, "url": commit.commit_url,
+              "pr_url": commit.pr_url, "endpoint": settings.endpoint, "date": utc_now()}  # fmt: skip
+    store.record_push(entry.model_name, tag, {k: v for k, v in record.items() if v is not None})
+    return PushResult(entry.ref, repo_id, pushed_to, commit.oid, commit.commit_url, commit.pr_url, sorted(files))
+
+
+# -- pull ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullResult:
+    entry: Any  # zoo_registry.store.PublishedEntry
+    repo_id: str
+    commit: str
+    updated: bool  # False: the local entry was already at this commit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"repo": self.repo_id, "commit": self.commit, "updated": self.updated, "ref": self.entry.ref,
+                "sha256": self.entry.sha256, "path": str(self.entry.path)}  # fmt: skip
+
+
+def find_pulled(repo_id: str, tag: str) -> Any | None:
+    """The local entry a pull of ``repo_id`` made under ``tag``, if any (reads JSON only)."""
+    from zoo_registry.store import scan
+
+    for entry in scan(on_error=None):
+        if entry.tag == tag and entry.config.get("origin") == origin_of(repo_id):
+            return entry
+    return None
+
+
+def _download(settings: HubSettings, repo_id: str, filename: str, revision: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id, filename, revision=revision, endpoint=settings.endpoint,
+                                token=settings.token or None, cache_dir=settings.cache_dir,
+                                local_files_only=settings.offline))  # fmt: skip
+
+
+def _drop_from_cache(path: Path) -> None:
+    """Delete a cached file and the blob it points to, so the next attempt downloads it again."""
+    blob = path.resolve()
+    for p in {path, blob}:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def _fetch_weights(settings: HubSettings, repo_id: str, commit: str, hub: hub_files.HubEntry) -> dict[str, Path]:
+    """Download (or find in the cache) every weights file at ``commit`` and check its sha256."""
+    from zoo_registry.weights_file import sha256_file
+
+    where = f"{repo_id}@{commit[:12]}"
+    paths = {}
+    for name, expected in sorted(hub.files.items()):
+        with hub_errors(settings, repo_id, f"downloading {name} from {repo_id}"):
+            path = _download(settings, repo_id, name, commit)
+        actual = sha256_file(path)
+        if actual != expected:
+            _drop_from_cache(path)
+            raise WeightsError(f"{where}: {name} has sha256 {actual[:16]}..., config.json says {expected[:16]}...; "
+                               "the download was corrupt and is removed from the cache: run the command again")
+        paths[name] = path
+    return paths
+
+
+def pull(spec: str, *, fallback_to_local: bool = False) -> PullResult:
+    """Fetch ``OWNER/NAME[@REV]`` into the local registry (or find it there) and return its entry.
+
+    ``fallback_to_local``: when the Hub cannot be reached or fails, use what an earlier pull left in the
+    registry (with a warning) instead of failing, as ``create_model("hf-hub:...")`` does.
+    """
+    from zoo_registry import store
+
+    repo_id, revision = parse_repo_spec(spec)
+    settings = HubSettings.from_env()
+    tag = hub_tag(repo_id, revision)
+    local = find_pulled(repo_id, tag)
+    if settings.offline and local is not None:
+        return PullResult(local, repo_id, str(local.config.get("revision")), updated=False)
+    if not settings.offline and not settings.reachable():
+        if fallback_to_local and local is not None:
+            print(f"zoo: warning: cannot reach the Hub at {settings.endpoint}; using {local.ref} pulled at "
+                  f"{str(local.config.get('revision'))[:12]}", file=sys.stderr)  # fmt: skip
+            return PullResult(local, repo_id, str(local.config.get("revision")), updated=False)
+        settings = replace(settings, offline=True, unreachable=True)  # what the cache holds, if anything
+    try:
+        with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}"):
+            config_path = _download(settings, repo_id, CONFIG, revision or "main")
+    except WeightsError as e:
+        if fallback_to_local and local is not None and not settings.offline:
+            print(f"zoo: warning: {e}; using {local.ref} pulled at {str(local.config.get('revision'))[:12]}",
+                  file=sys.stderr)  # fmt: skip
+            return PullResult(local, repo_id, str(local.config.get("revision")), updated=False)
+        raise
+    commit = config_path.parent.name  # huggingface_hub's cache keeps each commit in snapshots/<sha>/
+    if settings.unreachable:
+        print(f"zoo: warning: cannot reach the Hub at {settings.endpoint}; using the cached {repo_id}@{commit[:12]}",
+              file=sys.stderr)  # fmt: skip
+    if local is not None and local.config.get("revision") == commit:
+        return PullResult(local, repo_id, commit, updated=False)
+    where = f"{repo_id}@{commit[:12]}"
+    try:
+        hub = hub_files.read_hub_config(json.loads(config_path.read_text(encoding="utf-8")), where)
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{where}: config.json is not readable JSON ({_short(e)})") from None
+    try:
+        from zoo_core.plugins import get_catalogue
+
+        get_catalogue().get("model", hub.architecture)
+    except UnknownNameError:
+        raise UsageError(f"{where} holds weights of {hub.architecture}, which no installed plugin provides; install "
+                         "the plugin that does (see `zoo plugins`)") from None  # fmt: skip
+    existing = _entry_or_none(hub.architecture, tag)
+    if existing is not None and existing.config.get("origin") != origin_of(repo_id):
+        raise UsageError(f"{existing.ref} exists and did not come from {repo_id}; remove it first "
+                         f"(`zoo registry remove {existing.ref} --yes`)")  # fmt: skip
+    paths = _fetch_weights(settings, repo_id, commit, hub)
+    provenance = {"source": "hub", "origin": origin_of(repo_id), "revision": commit, "hf_hub_id": repo_id,
+                  "license": hub.license, "base_model": hub.base_model}  # fmt: skip
+    options = dict(model_name=hub.architecture, tag=tag, model_kwargs=hub.model_kwargs, labels=hub.labels,
+                   preprocessing=hub.preprocessing, metrics=hub.metrics, training=hub.training,
+                   num_params=hub.num_params, provenance=provenance, overwrite=True)  # fmt: skip
+    if not hub.sharded:
+        entry = store.publish_file(paths[WEIGHTS], **options)
+    else:
+        entry = _publish_shards(repo_id, commit, hub, paths, options)
+    return PullResult(entry, repo_id, commit, updated=True)
+
+
+def _publish_shards(repo_id: str, commit: str, hub: hub_files.HubEntry, by_name: dict[str, Path],
+                    options: dict[str, Any]) -> Any:  # fmt: skip
+    """Join the verified shards into one file and publish that (the local registry keeps one file)."""
+    from zoo_registry import store
+    from zoo_registry.weights_file import tensor_shapes
+
+    shards = [by_name[n] for n in sorted(by_name) if n != INDEX]
+    where = f"{repo_id}@{commit[:12]}"
+    try:
+        index = json.loads(by_name[INDEX].read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{where}: {INDEX} is not readable JSON ({_short(e)})") from None
+    hub_files.check_index(index, [p.name for p in shards], where)
+    root = store.registry_root() / ".staging"
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=root, prefix="pull-"))
+    try:
+        merged = work / WEIGHTS
+        hub_files.merge_shards(shards, merged, {"zoo_model": hub.architecture, "zoo_tag": options["tag"]})
+        if set(tensor_shapes(merged)) != set(index["weight_map"]):
+            raise WeightsError(f"{where}: the shards do not hold the tensors {INDEX} lists")
+        return store.publish_file(merged, **options)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _entry_or_none(model_name: str, tag: str) -> Any | None:
+    from zoo_registry import store
+
+    try:
+        return store.get(model_name, tag)
+    except (UnknownNameError, WeightsError):
+        return None
+
+
+def resolve_hub_name(name: str) -> str | None:
+    """``hf-hub:OWNER/NAME[@REV]`` -> the catalogue name of its pulled weights (``plugin:model.tag``),
+    pulling them first when needed; None for any other name."""
+    for prefix in HUB_PREFIXES:
+        if name.startswith(prefix):
+            return str(pull(name[len(prefix):], fallback_to_local=True).entry.ref)
+    return None

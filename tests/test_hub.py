@@ -1,0 +1,579 @@
+"""`zoo push` / `zoo pull` and `hf-hub:` names, against a Hub-protocol server on 127.0.0.1 (tests/hub_server.py)
+driven by huggingface_hub's own client: the round trip, timm loading what zoo pushed, sharding, branches and
+pull requests, offline mode, and every failure the issue lists."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hub_server import HubServer
+from zoo_registry import store
+
+import zoo_core
+from zoo_core import plugins
+from zoo_core.cli import main
+
+# huggingface_hub hands file uploads to its HTTP library as `data=`, which that library deprecates: not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+ALICE, ALICE_READ, BOB = "hf_alice_write", "hf_alice_read", "hf_bob_write"
+DIGITS = [str(i) for i in range(10)]
+TIMM_LABELS = [f"class{i}" for i in range(10)]
+
+
+class CurrentStderr:
+    """A stream that is always the current sys.stderr (pytest's capture replaces it test by test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Hub-protocol server on a free port, and the environment that points huggingface_hub at it."""
+    from huggingface_hub import constants
+
+    server = HubServer(users={ALICE: ("alice", "write"), ALICE_READ: ("alice", "read"), BOB: ("bob", "write")},
+                       orgs={"zoo-org": {"alice"}}).start()  # fmt: skip
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # the server has no xet storage
+    for var in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    # huggingface_hub reads these when it is imported, which in this process happened long ago
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    # huggingface_hub's log handler keeps the sys.stderr of the test that first logged; write to today's
+    for handler in logging.getLogger("huggingface_hub").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            monkeypatch.setattr(handler, "stream", CurrentStderr())
+    yield server
+    server.stop()
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err: str) -> str:
+    """The one error line of a failed command (progress bars and retry warnings may precede it)."""
+    lines = [line for line in err.splitlines() if line.startswith("zoo: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
+    """Another machine: an empty ZOO_HOME and an empty Hugging Face cache."""
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / name / "zoo"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / name / "hf"))
+    plugins.reset()
+    return tmp_path / name
+
+
+def publish_digits(tag: str = "d1", seed: int = 0, metrics: dict | None = None) -> store.PublishedEntry:
+    """Seeded, untrained SimpleCNN weights for 8x8 digits (what eval reports is deterministic)."""
+    torch.manual_seed(seed)
+    kwargs = {"num_classes": 10, "in_chans": 1, "input_size": [8, 8]}
+    model = zoo_core.create_model("simplecnn", **kwargs)
+    return store.publish(model, model_name="simplecnn", tag=tag, labels=DIGITS, model_kwargs=kwargs,
+                         preprocessing={"input_size": [1, 8, 8], "mean": [0.3], "std": [0.37]},
+                         metrics=metrics or {"dataset": "digits", "top1": 11.5}, training={"dataset": "digits"})
+
+
+def snapshot(entry: store.PublishedEntry) -> dict[str, bytes]:
+    """Every file of a local entry, to show that a failed command changed none of them."""
+    return {p.name: p.read_bytes() for p in sorted(entry.path.iterdir())}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def card_meta(server: HubServer, repo: str) -> dict:
+    text = server.file(repo, "README.md").decode()
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def weight_gets(server: HubServer) -> list:
+    return server.state.requests("GET", "model.safetensors")
+
+
+# -- the round trip -----------------------------------------------------------------------------------------
+
+
+def train_digits(tag: str) -> store.PublishedEntry:
+    """SimpleCNN trained one quick epoch on digits (a plain loop: `zoo train` is tested elsewhere), published
+    with its recipe."""
+    from zoo_core.datasets import load_dataset
+
+    data = load_dataset("digits")
+    train = data.split("train")
+    mean, std = 0.3, 0.37
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 10, "in_chans": 1, "input_size": [8, 8]}
+    model = zoo_core.create_model("simplecnn", **kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    inputs = (train.images.float() / 255 - mean) / std
+    for i in range(0, len(train), 64):
+        loss = torch.nn.functional.cross_entropy(model(inputs[i : i + 64]), train.labels[i : i + 64])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    recipe = {"dataset": "digits", "epochs": 1, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "seed": 0}
+    store.publish(model.eval(), model_name="simplecnn", tag=tag, labels=list(data.classes), model_kwargs=kwargs,
+                  preprocessing={"input_size": [1, 8, 8], "mean": [mean], "std": [std]}, training=recipe)  # fmt: skip
+    return store.get("simplecnn", tag)
+
+
+def test_push_then_pull_elsewhere_gives_identical_weights_and_accuracy(hub, capsys, tmp_path, monkeypatch):
+    train_digits("d1")
+    code, out, _ = run(capsys, "eval", "simplecnn.d1", "--dataset", "digits", "--json")
+    before = json.loads(out)
+    assert before["top1"] > 50  # it learned something, so equal accuracies below mean something
+    store.update_metrics("simplecnn", "d1", {"dataset": "digits", "top1": before["top1"], "top5": before["top5"]})
+    original = store.get("simplecnn", "d1")
+
+    code, out, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits", "--license", "mit")
+    assert code == 0, err
+    commit = hub.head("alice/digits")
+    assert out.splitlines()[0] == (f"pushed simplecnn.d1 to alice/digits@{commit[:12]} (main): model.safetensors, "
+                                   "config.json, README.md")  # fmt: skip
+    assert hub.files("alice/digits") == [".gitattributes", "README.md", "config.json", "model.safetensors"]
+    assert sha256(hub.file("alice/digits", "model.safetensors")) == original.sha256  # the very bytes
+    assert len(hub.state.requests("POST", "/commit/")) == 1  # one commit
+
+    config = json.loads(hub.file("alice/digits", "config.json"))
+    assert config["architecture"] == "cnn:simplecnn" and config["label_names"] == DIGITS
+    assert config["zoo"]["files"] == {"model.safetensors": original.sha256}
+    assert config["zoo"]["model_kwargs"] == original.config["model_kwargs"]
+    meta = card_meta(hub, "alice/digits")
+    assert meta["license"] == "mit" and meta["library_name"] == "zoo" and meta["datasets"] == ["digits"]
+    top1 = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}["accuracy"]
+    assert top1 == original.metrics["top1"]
+    card = hub.file("alice/digits", "README.md").decode()
+    assert 'zoo.create_model("hf-hub:alice/digits")' in card and "zoo pull alice/digits" in card
+    assert "| optimizer | adam |" in card  # the recipe
+    (pushed,) = store.get("simplecnn", "d1").config["pushed"]
+    assert (pushed["repo"], pushed["revision"], pushed["commit"]) == ("alice/digits", "main", commit)
+
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    code, out, err = run(capsys, "pull", "alice/digits")
+    assert code == 0, err
+    assert out.strip() == f"pulled alice/digits@{commit[:12]} as simplecnn.hub-alice-digits (sha256 " \
+                          f"{original.sha256[:16]}...)"  # fmt: skip
+    pulled = store.get("simplecnn", "hub-alice-digits")
+    assert pulled.sha256 == original.sha256 == sha256(pulled.weights_path.read_bytes())
+    info = zoo_core.weights_info("simplecnn.hub-alice-digits")
+    assert (info.source, info.hf_hub_id, info.license) == ("hub", "alice/digits", "mit")
+    assert info.extra["origin"] == "hf-hub:alice/digits" and info.extra["revision"] == commit
+    assert list(info.labels) == DIGITS and info.metrics["top1"] == original.metrics["top1"]
+
+    code, out, _ = run(capsys, "registry", "show", "simplecnn.hub-alice-digits")
+    assert f"origin         hf-hub:alice/digits at commit {commit}" in out
+
+    code, out, err = run(capsys, "eval", "hf-hub:alice/digits", "--dataset", "digits", "--json")
+    assert code == 0, err
+    after = json.loads(out)
+    assert after["tag"] == "hub-alice-digits"
+    assert (after["top1"], after["top5"], after["confusion"]) == (before["top1"], before["top5"], before["confusion"])
+
+    gets = len(weight_gets(hub))
+    code, out, _ = run(capsys, "pull", "alice/digits")
+    assert code == 0 and out.strip() == f"simplecnn.hub-alice-digits is up to date with alice/digits@{commit[:12]}"
+    model = zoo_core.create_model("hf-hub:alice/digits")
+    assert model.zoo_spec["tag"] == "hub-alice-digits" and len(weight_gets(hub)) == gets  # nothing downloaded again
+
+
+def test_pushing_again_refreshes_the_card_and_sends_only_what_changed(hub, capsys):
+    publish_digits("d1", metrics={"dataset": "digits", "top1": 11.5})
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    first = hub.head("alice/digits")
+    assert "license" not in card_meta(hub, "alice/digits")  # none given, none made up
+    puts = len(hub.state.requests("PUT"))
+
+    store.update_metrics("simplecnn", "d1", {"top1": 42.25, "top5": 90.0})
+    code, out, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits", "--message", "new metrics")
+    assert code == 0, err
+    assert hub.head("alice/digits") != first and hub.state.repos["alice/digits"].commits[
+        hub.head("alice/digits")].title == "new metrics"  # fmt: skip
+    values = {m["type"]: m["value"] for m in card_meta(hub, "alice/digits")["model-index"][0]["results"][0]["metrics"]}
+    assert values == {"accuracy": 42.25, "top_5_accuracy": 90.0}
+    assert json.loads(hub.file("alice/digits", "config.json"))["zoo"]["metrics"]["top1"] == 42.25
+    assert len(hub.state.requests("PUT")) == puts  # the weights were already there: not uploaded again
+    assert [p["commit"] for p in store.get("simplecnn", "d1").config["pushed"]] == [hub.head("alice/digits")]
+
+
+def test_the_saved_login_token_works_and_a_private_repo_needs_one(hub, capsys, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN")
+    Path(constants.HF_TOKEN_PATH).parent.mkdir(parents=True, exist_ok=True)
+    Path(constants.HF_TOKEN_PATH).write_text(ALICE)  # what `hf auth login` leaves behind
+    entry = publish_digits("d1")
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "zoo-org/private-digits", "--private")
+    assert code == 0, err
+    assert hub.state.repos["zoo-org/private-digits"].private
+
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    Path(constants.HF_TOKEN_PATH).unlink()  # anonymous: the repository does not exist for us
+    code, _, err = run(capsys, "pull", "zoo-org/private-digits")
+    assert code == 2 and "(or it is private and no token is set)" in error_line(err)
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+    assert run(capsys, "pull", "zoo-org/private-digits")[0] == 0
+    assert store.get("simplecnn", "hub-zoo-org-private-digits").sha256 == entry.sha256
+    assert "push " in run(capsys, "--help")[1] and "pull " in run(capsys, "--help")[1]
+
+
+# -- timm ------------------------------------------------------------------------------------------------------
+
+
+def test_timm_loads_a_pushed_timm_model_and_a_dropped_download_resumes(hub, capsys, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    kwargs = {"num_classes": 10}
+    model = zoo_core.create_model("timm:resnet10t", **kwargs).eval()
+    pre = {"input_size": [3, 64, 64], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bicubic"}
+    recipe = {"dataset": "synthetic", "pretrained": "c3_in1k"}  # as if fine-tuned from timm's ImageNet weights
+    entry = store.publish(model, model_name="timm:resnet10t", tag="tiny", labels=TIMM_LABELS, model_kwargs=kwargs,
+                          preprocessing=pre, metrics={"top1": 50.0, "dataset": "synthetic"}, training=recipe)
+    code, _, err = run(capsys, "push", "timm:resnet10t.tiny", "--repo", "alice/tiny-resnet")
+    assert code == 0, err
+    config = json.loads(hub.file("alice/tiny-resnet", "config.json"))
+    assert config["architecture"] == "resnet10t" and config["num_classes"] == 10
+    assert config["label_names"] == TIMM_LABELS and "model_args" not in config
+    cfg = config["pretrained_cfg"]
+    assert (cfg["input_size"], cfg["interpolation"], cfg["first_conv"], cfg["classifier"]) == (
+        [3, 64, 64], "bicubic", "conv1.0", "fc")
+    assert "license" not in cfg and "hf_hub_id" not in cfg  # nothing of the architecture's ImageNet weights
+    meta = card_meta(hub, "alice/tiny-resnet")
+    assert meta["library_name"] == "timm" and meta["base_model"] == "timm/resnet10t.c3_in1k" and "timm" in meta["tags"]
+
+    out_file = tmp_path / "timm_out.safetensors"
+    script = (
+        "import sys, timm, torch\nfrom safetensors.torch import save_file\n"
+        "m = timm.create_model('hf-hub:alice/tiny-resnet', pretrained=True).eval()\n"
+        "torch.manual_seed(1)\nx = torch.randn(2, 3, 64, 64)\n"
+        "with torch.no_grad():\n    y = m(x)\n"
+        "save_file({'y': y, 'x': x}, sys.argv[1])\n"
+        "print(m.pretrained_cfg['label_names'][3], tuple(m.pretrained_cfg['input_size']), m.num_classes)\n"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "timm_hf")}  # timm reads HF_ENDPOINT at import
+    proc = subprocess.run([sys.executable, "-c", script, str(out_file)], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "class3 (3, 64, 64) 10"
+    from safetensors.torch import load_file
+
+    got = load_file(str(out_file))
+    with torch.no_grad():
+        assert torch.equal(got["y"], model(got["x"]))
+
+    # zoo pulls it too; a connection dropped three quarters into the 20 MB download resumes with a byte range
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    hub.state.faults["download_drop"] = 1
+    code, out, err = run(capsys, "pull", "alice/tiny-resnet")
+    assert code == 0, err
+    ranges = [r for r in weight_gets(hub) if r[2] == 206]
+    assert ranges, "the dropped download did not resume with a Range request"
+    assert store.get("timm:resnet10t", "hub-alice-tiny-resnet").sha256 == entry.sha256
+
+
+# -- sharding, branches and pull requests ------------------------------------------------------------------------
+
+
+def test_weights_above_the_shard_limit_go_as_shards_with_an_index(hub, capsys, tmp_path, monkeypatch):
+    original = publish_digits("big")
+    code, out, err = run(capsys, "push", "simplecnn.big", "--repo", "alice/sharded", "--max-shard-size", "200KB")
+    assert code == 0, err
+    files = hub.files("alice/sharded")
+    shards = [f for f in files if re.fullmatch(r"model-\d{5}-of-\d{5}\.safetensors", f)]
+    assert len(shards) >= 3 and "model.safetensors" not in files and "model.safetensors.index.json" in files
+    index = json.loads(hub.file("alice/sharded", "model.safetensors.index.json"))
+    tensors = zoo_core.create_model("simplecnn.big").state_dict()
+    assert set(index["weight_map"]) == set(tensors) and set(index["weight_map"].values()) == set(shards)
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in tensors.values())
+    config = json.loads(hub.file("alice/sharded", "config.json"))
+    assert set(config["zoo"]["files"]) == {*shards, "model.safetensors.index.json"}
+
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    assert run(capsys, "pull", "alice/sharded")[0] == 0
+    pulled = zoo_core.create_model("simplecnn.hub-alice-sharded").state_dict()
+    assert pulled.keys() == tensors.keys() and all(torch.equal(pulled[k], tensors[k]) for k in tensors)
+    assert store.get("simplecnn", "hub-alice-sharded").sha256 == sha256(
+        store.get("simplecnn", "hub-alice-sharded").weights_path.read_bytes())  # fmt: skip
+
+    # One file again (no limit): the same commit deletes the shards and the index.
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo_home"))
+    plugins.reset()
+    assert store.get("simplecnn", "big").sha256 == original.sha256
+    assert run(capsys, "push", "simplecnn.big", "--repo", "alice/sharded")[0] == 0
+    assert hub.files("alice/sharded") == [".gitattributes", "README.md", "config.json", "model.safetensors"]
+
+
+def test_push_to_a_branch_and_as_a_pull_request(hub, capsys, tmp_path, monkeypatch):
+    publish_digits("d1")
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    main_head = hub.head("alice/digits")
+    d2 = publish_digits("d2", seed=1)
+    code, out, err = run(capsys, "push", "simplecnn.d2", "--repo", "alice/digits", "--revision", "dev")
+    assert code == 0, err
+    assert hub.head("alice/digits") == main_head and hub.head("alice/digits", "dev") != main_head
+    code, out, err = run(capsys, "push", "simplecnn.d2", "--repo", "alice/digits", "--create-pr", "--message", "try")
+    assert code == 0, err
+    assert f"{hub.url}/alice/digits/discussions/1" in out
+    records = {p["revision"]: p for p in store.get("simplecnn", "d2").config["pushed"]}
+    assert set(records) == {"dev", "refs/pr/1"} and records["refs/pr/1"]["pr_url"].endswith("/discussions/1")
+    assert hub.head("alice/digits") == main_head  # a pull request leaves main alone
+
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    assert run(capsys, "pull", "alice/digits@dev")[0] == 0
+    dev = store.get("simplecnn", "hub-alice-digits-dev")
+    assert dev.sha256 == d2.sha256 and dev.config["revision"] == hub.head("alice/digits", "dev")
+    model = zoo_core.create_model("hf-hub:alice/digits@refs/pr/1")
+    assert model.zoo_spec["tag"] == "hub-alice-digits-refs-pr-1"
+
+
+# -- offline ------------------------------------------------------------------------------------------------------
+
+
+OFFLINE_SCRIPT = """
+import os, sys, time
+import zoo_core
+from zoo_core import plugins
+from zoo_core.cli import main
+
+for home in sys.argv[1:]:  # a ZOO_HOME that pulled the repo, then one that has only the Hugging Face cache
+    os.environ["ZOO_HOME"] = home
+    plugins.reset()
+    model = zoo_core.create_model("hf-hub:alice/digits")
+    print(model.zoo_spec["model"], model.zoo_spec["tag"])
+start = time.monotonic()
+code = main(["pull", "alice/never-pulled"])
+print(code, time.monotonic() - start < 10)
+"""
+
+
+def test_offline_a_pulled_or_cached_repo_loads_without_the_network_and_an_uncached_one_fails_at_once(
+        hub, capsys, tmp_path, monkeypatch):  # fmt: skip
+    publish_digits("d1")
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    elsewhere = fresh_home(tmp_path, monkeypatch, "elsewhere")
+    assert run(capsys, "pull", "alice/digits")[0] == 0
+    requests = len(hub.state.log)
+
+    # A fresh process, so that huggingface_hub reads HF_HUB_OFFLINE when it is imported, as it does for users.
+    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, str(elsewhere / "zoo"), str(tmp_path / "third")],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["cnn:simplecnn hub-alice-digits"] * 2 + ["1 True"]
+    assert error_line(proc.stderr) == ("zoo: error: alice/never-pulled is not in the Hugging Face cache and "
+                                       "HF_HUB_OFFLINE=1 forbids downloading it; pull it once with the network "
+                                       "(`zoo pull alice/never-pulled`)")  # fmt: skip
+    assert len(hub.state.log) == requests  # not one request reached the server
+
+
+# -- failures: one line, a non-zero exit, the local entry untouched ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(("setup", "args", "code", "message"), [
+    ({"HF_TOKEN": None}, ("--repo", "alice/x"), 1,
+     "no Hugging Face token: set HF_TOKEN to a token with write access, or run `hf auth login`"),
+    ({"HF_TOKEN": "hf_not_a_token"}, ("--repo", "alice/x"), 1, "rejected the token (401 Unauthorized) while checking"),
+    ({"HF_TOKEN": ALICE_READ}, ("--repo", "alice/x"), 1,
+     "no permission for creating alice/x (403 Forbidden): the token needs write access to 'alice'"),
+    ({}, ("--repo", "bob/x"), 1, "no permission for creating bob/x (403 Forbidden)"),
+    ({}, ("--repo", "alice/x", "--max-shard-size", "lots"), 2, "invalid size 'lots'"),
+    ({}, ("--repo", "not a repo"), 2, "invalid Hub repository 'not a repo'"),
+    ({"HF_HUB_OFFLINE": "1"}, ("--repo", "alice/x"), 1, "HF_HUB_OFFLINE=1 is set: pushing to the Hub needs the"),
+    ({"HF_ENDPOINT": "closed"}, ("--repo", "alice/x"), 1, "cannot reach the Hub at http://127.0.0.1:"),
+])  # fmt: skip
+def test_push_failures_are_one_line_and_change_nothing(hub, capsys, monkeypatch, setup, args, code, message):
+    entry = publish_digits("d1")
+    before = snapshot(entry)
+    for var, value in setup.items():
+        if value is None:
+            monkeypatch.delenv(var)
+        else:
+            monkeypatch.setenv(var, f"http://127.0.0.1:{free_port()}" if value == "closed" else value)
+    got, _, err = run(capsys, "push", "simplecnn.d1", *args)
+    assert got == code and message in error_line(err)
+    assert snapshot(store.get("simplecnn", "d1")) == before
+    assert not hub.state.repos  # not even a repository was created
+
+
+def test_push_refuses_unknown_entries_and_repos_holding_other_content(hub, capsys):
+    code, _, err = run(capsys, "push", "simplecnn.nope", "--repo", "alice/x")
+    assert code == 2 and "unknown registry entry 'cnn:simplecnn.nope'" in error_line(err)
+    code, _, err = run(capsys, "push", "nosuchnet.v1", "--repo", "alice/x")
+    assert code == 2 and "unknown model 'nosuchnet'" in error_line(err)
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=hub.url, token=ALICE)
+    api.create_repo("alice/theirs")
+    api.create_commit("alice/theirs", [CommitOperationAdd("pytorch_model.bin", b"\x80\x02pickle")], commit_message="x")
+    entry = publish_digits("d1")
+    before = snapshot(entry)
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/theirs")
+    assert code == 2 and error_line(err) == (
+        "zoo: error: alice/theirs already holds other content (pytorch_model.bin); zoo pushes only to a new "
+        "repository or one it pushed the same model to: choose another --repo")  # fmt: skip
+    assert hub.files("alice/theirs") == [".gitattributes", "pytorch_model.bin"]
+
+    torch.manual_seed(0)
+    other = zoo_core.create_model("improvedcnn", num_classes=10)
+    store.publish(other, model_name="improvedcnn", tag="i1", labels=DIGITS, model_kwargs={"num_classes": 10},
+                  preprocessing={})  # fmt: skip
+    assert run(capsys, "push", "improvedcnn.i1", "--repo", "alice/mine")[0] == 0
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/mine")
+    assert code == 2 and "alice/mine already holds weights of cnn:improvedcnn, not cnn:simplecnn" in error_line(err)
+    assert snapshot(store.get("simplecnn", "d1")) == before
+
+
+def test_a_500_on_the_commit_fails_cleanly_and_running_again_sends_only_the_commit(hub, capsys):
+    entry = publish_digits("d1")
+    before = snapshot(entry)
+    hub.state.faults["commit_500"] = 1
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")
+    assert code == 1 and error_line(err) == (
+        "zoo: error: the Hub answered 500 Internal Server Error while committing to alice/digits; the local entry "
+        "is unchanged: run the same command again (files the Hub has are not re-sent)")  # fmt: skip
+    assert snapshot(store.get("simplecnn", "d1")) == before
+    assert hub.files("alice/digits") == [".gitattributes"]  # nothing committed
+    puts = len(hub.state.requests("PUT"))
+    assert puts == 1
+
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")
+    assert code == 0, err
+    assert len(hub.state.requests("PUT")) == puts  # the weights had arrived the first time
+    assert sha256(hub.file("alice/digits", "model.safetensors")) == entry.sha256
+    assert store.get("simplecnn", "d1").config["pushed"][0]["commit"] == hub.head("alice/digits")
+
+
+def test_a_dropped_upload_is_retried_and_one_that_keeps_failing_is_one_line(hub, capsys, monkeypatch):
+    entry = publish_digits("d1")
+    before = snapshot(entry)
+    hub.state.faults["lfs_drop"] = 1  # huggingface_hub retries the upload once the connection drops
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/once")
+    assert code == 0, err
+    assert sha256(hub.file("alice/once", "model.safetensors")) == entry.sha256
+    assert len(hub.state.requests("PUT")) == 1  # the dropped attempt got no answer, the retry did
+
+    import huggingface_hub.utils._http as hf_http
+
+    class NoWait:  # the client backs off 1+2+4+8+8 s between its six attempts; the test need not wait
+        def __getattr__(self, name: str):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            pass
+
+    monkeypatch.setattr(hf_http, "time", NoWait())
+    store.update_metrics("simplecnn", "d1", {"top1": 1.0})
+    before = snapshot(store.get("simplecnn", "d1"))
+    hub.state.faults["lfs_drop"] = 100
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/flaky")
+    line = error_line(err)
+    assert code == 1 and line.startswith("zoo: error: lost the connection to the Hub at ")
+    assert "while uploading to alice/flaky" in line and line.endswith("run the same command again (files the Hub "
+                                                                      "has are not re-sent)")  # fmt: skip
+    assert snapshot(store.get("simplecnn", "d1")) == before
+    assert hub.files("alice/flaky") == [".gitattributes"]
+
+    hub.state.faults["lfs_drop"] = 0
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/flaky")[0] == 0
+    assert sha256(hub.file("alice/flaky", "model.safetensors")) == entry.sha256
+
+
+def test_pull_failures_are_one_line_and_leave_the_registry_alone(hub, capsys, tmp_path, monkeypatch):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    publish_digits("d1")
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    api = HfApi(endpoint=hub.url, token=ALICE)
+    api.create_repo("alice/alien")
+    alien = {"architecture": "x", "zoo": {"architecture": "nosuch:net", "tag": "t", "model_kwargs": {},
+                                           "files": {"model.safetensors": "0" * 64}}}  # fmt: skip
+    api.create_commit("alice/alien", [CommitOperationAdd("config.json", json.dumps(alien).encode())],
+                      commit_message="x")  # fmt: skip
+    api.create_repo("alice/secret", private=True)
+    home = fresh_home(tmp_path, monkeypatch, "elsewhere")
+
+    cases = [
+        ("alice/missing", 2, "repository alice/missing not found at http://127.0.0.1:"),
+        ("alice/digits@nobranch", 2, "alice/digits has no such revision"),
+        ("alice/alien", 2, "holds weights of nosuch:net, which no installed plugin provides"),
+        ("alice", 2, "invalid Hub repository 'alice': expected OWNER/NAME or OWNER/NAME@REVISION"),
+    ]
+    for spec, code, message in cases:
+        got, _, err = run(capsys, "pull", spec)
+        assert got == code and message in error_line(err), (spec, err)
+    monkeypatch.setenv("HF_TOKEN", BOB)  # bob cannot see alice's private repository
+    got, _, err = run(capsys, "pull", "alice/secret")
+    assert got == 2 and "not found" in error_line(err) and "the token cannot read it" in err
+    monkeypatch.setenv("HF_TOKEN", ALICE)
+
+    hub.state.faults["download_corrupt"] = 1
+    got, _, err = run(capsys, "pull", "alice/digits")
+    assert got == 1 and re.search(r"model.safetensors has sha256 \w+\.\.\., config.json says \w+\.\.\.; the "
+                                  r"download was corrupt and is removed from the cache", error_line(err))  # fmt: skip
+    assert store.list_entries() == []
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    got, _, err = run(capsys, "pull", "alice/digits")
+    assert got == 1 and "cannot reach the Hub at http://127.0.0.1:" in error_line(err)
+    assert "not in the Hugging Face cache" in err
+    assert store.list_entries() == [] and not (home / "zoo" / "registry" / "cnn").exists()
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)  # the network is back: the same command works
+    got, out, err = run(capsys, "pull", "alice/digits")
+    assert got == 0 and out.startswith("pulled alice/digits@"), err
+
+
+# -- the server itself ---------------------------------------------------------------------------------------------
+
+
+def test_the_test_server_answers_the_rest_of_the_client_api(hub, tmp_path):
+    """Listings zoo does not call itself but huggingface_hub's other entry points do (snapshot_download)."""
+    from huggingface_hub import CommitOperationAdd, HfApi, snapshot_download
+
+    api = HfApi(endpoint=hub.url, token=ALICE)
+    api.create_repo("alice/misc")
+    weights = os.urandom(300_000)
+    api.create_commit("alice/misc", [CommitOperationAdd("sub/model.safetensors", weights),
+                                     CommitOperationAdd("notes.txt", b"hello")], commit_message="m")  # fmt: skip
+    tree = {f.path: f for f in api.list_repo_tree("alice/misc", recursive=True)}
+    assert set(tree) == {".gitattributes", "notes.txt", "sub/model.safetensors"}
+    assert tree["sub/model.safetensors"].lfs.sha256 == sha256(weights) and tree["notes.txt"].lfs is None
+    assert {f.path for f in api.list_repo_tree("alice/misc")} == {".gitattributes", "notes.txt", "sub"}
+    (info,) = api.get_paths_info("alice/misc", ["notes.txt"])
+    assert info.size == 5 and info.blob_id == hashlib.sha1(b"blob 5\0hello").hexdigest()
+    api.create_commit("alice/misc", [CommitOperationAdd("notes.txt", b"bye")], commit_message="pr", create_pr=True)
+    refs = api.list_repo_refs("alice/misc", include_pull_requests=True)
+    assert [b.name for b in refs.branches] == ["main"] and [p.ref for p in refs.pull_requests] == ["refs/pr/1"]
+    folder = Path(snapshot_download("alice/misc", endpoint=hub.url, cache_dir=str(tmp_path / "snap")))
+    assert (folder / "sub" / "model.safetensors").read_bytes() == weights
+    assert (folder / "notes.txt").read_text() == "hello"
+    assert folder.name == hub.head("alice/misc")
