@@ -6,6 +6,7 @@ benchmarked, its command and its own tests run, uninstalled."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -68,7 +69,8 @@ def test_check_reports_broken_entry_points_failing_hooks_unmet_requirements_and_
                 requires=["numpy>=999", "zoo-nowhere-to-be-found>=1", "pytest; extra == 'test'"])  # fmt: skip
     assert main(["plugins", "--check"]) == 1
     out = lines(capsys.readouterr().out)
-    assert out[0] == "checked 12 plugins: 10 ok, 2 error"
+    total, ok = map(int, re.fullmatch(r"checked (\d+) plugins: (\d+) ok, 2 error", out[0]).groups())
+    assert total == ok + 2 == len(plugins.get_host().plugin_list)
     assert ("problem entry point plugin 'broken' (zoo-broken 1.0): cannot import zoo_broken_plugin: ImportError: "
             "this plugin needs a package that is not installed") in out  # fmt: skip
     assert ("problem hook plugin 'raiser' (zoo-raiser 1.0): zoo_register_models failed: RuntimeError: boom inside "
@@ -165,6 +167,7 @@ def test_plugin_new_refuses_bad_names_taken_names_and_existing_folders(tmp_path,
     (["install", "-e", "."], ".: not a Python project (it has no pyproject.toml or setup.py)"),
     (["uninstall", "zoo"], "zoo uninstall removes plugins, not zoo itself"),
     (["uninstall", "no-such-plugin"], "'no-such-plugin' is neither an installed distribution nor a plugin"),
+    (["uninstall", "-y", "click"], "click is not a zoo plugin (it declares no zoo.plugins entry point)"),
 ])  # fmt: skip
 def test_install_and_uninstall_refuse_what_pip_should_not_see(tmp_path, monkeypatch, capsys, args, error):
     monkeypatch.chdir(tmp_path)
@@ -214,9 +217,12 @@ def test_the_example_plugin_installs_trains_benchmarks_runs_its_command_and_unin
                      cwd=tmp_path)  # fmt: skip
     assert tests.returncode == 0 and re.search(r"\b6 passed\b", tests.stdout), tests.stdout[-3000:]
 
+    cached = Path(os.environ["ZOO_CACHE"]) / "catalogue"
+    assert list(cached.glob("example-*.json"))
     removed = venv.zoo("uninstall", "example", "-y")  # a plugin's name finds its distribution
     assert removed.returncode == 0 and quiet(removed), removed.stderr
     assert "zoo: removed zoo-example 0.1.0: plugin 'example'" in removed.stdout
+    assert not list(cached.glob("example-*.json"))  # its catalogue cache went with it
     gone = venv.zoo("list", "pocketnet")
     assert gone.returncode == 2 and "unknown model 'pocketnet'" in gone.stderr
 

@@ -207,6 +207,9 @@ def resolve_dists(names: Sequence[str], dists: dict[str, InstalledDist]) -> list
                              "plugins with their distributions")  # fmt: skip
         if canonical(dist.name) == ZOO_DIST:
             raise UsageError("zoo uninstall removes plugins, not zoo itself (that is: python -m pip uninstall zoo)")
+        if not dist.plugins:  # pip's job, not zoo's: a library other packages may need
+            raise UsageError(f"{dist.name} is not a zoo plugin (it declares no zoo.plugins entry point); remove it "
+                             "with pip if you mean to")  # fmt: skip
         chosen[canonical(dist.name)] = dist
     return list(chosen.values())
 

@@ -13,10 +13,10 @@ keeps it); among themselves they are ranked by their module's ``ZOO_PRECEDENCE``
 100), then by name. Third-party plugins follow in alphabetical order.
 
 The metadata cache is per plugin, keyed by the plugin's distribution, its version, its requirements'
-versions and its module file's mtime (an editable install: its package's newest source file), in two files:
-``<plugin>-<key>.json`` (models, datasets, trainers) and ``<plugin>-<key>.summary.json`` (hooks and command
-names), so ``zoo --help`` reads a few hundred bytes and a warm ``zoo list`` imports neither torch nor timm.
-A plugin that failed is never cached.
+versions and its module's mtime (for a package, also its newest ``.py`` file: an editable install changes in
+place), in two files: ``<plugin>-<key>.json`` (models, datasets, trainers) and ``<plugin>-<key>.summary.json``
+(hooks and command names), so ``zoo --help`` reads a few hundred bytes and a warm ``zoo list`` imports
+neither torch nor timm. A plugin that failed is never cached.
 """
 
 from __future__ import annotations
@@ -445,7 +445,7 @@ class PluginHost:
             spec = None
         if spec is not None and spec.origin and os.path.exists(spec.origin):
             parts.append(os.path.getmtime(spec.origin))
-            if spec.submodule_search_locations and _editable(dist):
+            if spec.submodule_search_locations:  # a package: an edit to any of its modules counts
                 parts.append(_newest_source(spec.submodule_search_locations))
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
@@ -473,22 +473,18 @@ class PluginHost:
                       "slowly", file=sys.stderr)  # fmt: skip
 
 
-def _editable(dist: Any) -> bool:
-    """Whether the distribution is an editable install (PEP 610 ``direct_url.json``): its code changes in place."""
-    try:
-        text = dist.read_text("direct_url.json") if dist is not None else None
-        return bool(text and json.loads(text).get("dir_info", {}).get("editable"))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _newest_source(folders: Iterable[str]) -> float:
-    """The newest mtime of the package's ``.py`` files: an edit to any module of an editable plugin shows."""
-    newest = 0.0
+def _newest_source(folders: Iterable[str], limit: int = 500) -> float:
+    """The newest mtime of a package's ``.py`` files (the first ``limit`` of them, so that a plugin inside a
+    huge package costs little): an edit to any module of an editable plugin shows at once."""
+    newest, seen = 0.0, 0
     for folder in folders:
         for root, dirs, files in os.walk(folder):
-            dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
-            newest = max([newest, *(os.path.getmtime(os.path.join(root, f)) for f in files if f.endswith(".py"))])
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+            for name in sorted(f for f in files if f.endswith(".py")):
+                newest = max(newest, os.path.getmtime(os.path.join(root, name)))
+                seen += 1
+                if seen >= limit:
+                    return newest
     return newest
 
 
