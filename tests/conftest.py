@@ -4,6 +4,10 @@ by the session so that the timm catalogue is built once, not once per test."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -38,7 +42,8 @@ def cifar10_dir() -> Path:
     return path
 
 
-def write_plugin_dist(root: Path, dist: str, plugin: str, module: str, source: str, version: str = "1.0") -> Path:
+def write_plugin_dist(root: Path, dist: str, plugin: str, module: str, source: str, version: str = "1.0",
+                      requires: Sequence[str] = ()) -> Path:  # fmt: skip
     """Write a throw-away installed distribution (module + dist-info with a ``zoo.plugins`` entry point)
     under ``root``: put ``root`` on sys.path / PYTHONPATH and importlib.metadata finds it like any
     pip-installed plugin."""
@@ -46,7 +51,8 @@ def write_plugin_dist(root: Path, dist: str, plugin: str, module: str, source: s
     (root / f"{module}.py").write_text(source)
     info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    requirements = "".join(f"Requires-Dist: {r}\n" for r in requires)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requirements}")
     (info / "entry_points.txt").write_text(f"[zoo.plugins]\n{plugin} = {module}\n")
     (info / "RECORD").write_text("")
     return root
@@ -60,8 +66,9 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     root = tmp_path / "site"
     added: list[str] = []
 
-    def install(dist: str, plugin: str, module: str, source: str, version: str = "1.0") -> Path:
-        write_plugin_dist(root, dist, plugin, module, source, version)
+    def install(dist: str, plugin: str, module: str, source: str, version: str = "1.0",
+                requires: Sequence[str] = ()) -> Path:  # fmt: skip
+        write_plugin_dist(root, dist, plugin, module, source, version, requires)
         if str(root) not in sys.path:
             monkeypatch.syspath_prepend(str(root))
             monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
@@ -72,3 +79,42 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield install
     for module in added:
         sys.modules.pop(module, None)
+
+
+class PluginVenv:
+    """A fresh virtual environment for the real pip path: it sees the packages of the one running the tests
+    (zoo among them) and installs plugins into its own site-packages; pip may not use the network."""
+
+    def __init__(self, root: Path) -> None:
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)],
+                       check=True, capture_output=True, timeout=300)  # fmt: skip
+        self.root, self.bin = root, root / "bin"
+        self.python = self.bin / "python"
+        purelib = subprocess.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+        if sys.prefix != sys.base_prefix:  # the tests run in a venv: the new one sees it (and its editable zoo)
+            parent = sysconfig.get_paths()["purelib"]
+            (Path(purelib) / "_zoo_tests_parent.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
+        # the console script pip would write for zoo, so that commands read `zoo ...` as a user types them
+        launcher = self.bin / "zoo"
+        launcher.write_text(f"#!{self.python}\nimport sys\n\nfrom zoo_core.cli import main\n\nsys.exit(main())\n")
+        launcher.chmod(0o755)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        return {**env, "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}", "VIRTUAL_ENV": str(self.root),
+                "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", **extra}  # fmt: skip
+
+    def run(self, args: Sequence[str] | str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+        """A command (a shell line when ``args`` is a string) with this environment's python and zoo first."""
+        return subprocess.run(args, shell=isinstance(args, str), cwd=cwd, env=self.env(**env), capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+
+    def zoo(self, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+        return self.run([str(self.python), "-m", "zoo_core", *args], cwd=cwd, **env)
+
+
+@pytest.fixture(scope="module")
+def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
+    """One fresh virtual environment per test module, for installing plugins with `zoo install`."""
+    return PluginVenv(tmp_path_factory.mktemp("venv"))

@@ -192,3 +192,4 @@ def test_a_built_wheel_carries_the_benchmark_suites(tmp_path):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "bench = zoo_bench.plugin" in text and "train = zoo_train" in text
+    assert not [n for n in names if "zoo_example" in n]  # plugins/example is a distribution of its own

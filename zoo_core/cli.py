@@ -1,5 +1,6 @@
 """The ``zoo`` command line. The core's own commands are about the catalogue (``list``, ``info``,
-``plugins``, ``cache``); every other command comes from a plugin's ``zoo_register_commands`` hook.
+``plugins``, ``cache``) and its plugins (``install``, ``uninstall``, ``plugin new``: these load no plugin, so
+a broken one cannot block them); every other command comes from a plugin's ``zoo_register_commands`` hook.
 
 Plugin command names and their help come from the metadata cache, so ``zoo --help`` imports no plugin and
 no torch; a command's plugin is imported when the command runs. Every ZooError becomes one line on stderr
@@ -143,8 +144,12 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins_cmd(as_json: bool) -> None:
+@click.option("--check", is_flag=True, help="Look for broken plugins, failing hooks, unmet requirements and shared "
+              "names; exit 1 on a problem.")  # fmt: skip
+def plugins_cmd(as_json: bool, check: bool) -> int | None:
     """Show every plugin: version, hooks, status and error."""
+    if check:
+        return plugins_check(as_json)
     from zoo_core.plugins import get_host
 
     host = get_host()
@@ -165,6 +170,70 @@ def plugins_cmd(as_json: bool) -> None:
         for d in infos
     ]  # fmt: skip
     click.echo(format_table(["plugin", "distribution", "version", "status", "models", "hooks", "error"], rows))
+
+
+def plugins_check(as_json: bool) -> int:
+    from zoo_core.plugin_check import check_plugins, report_lines
+
+    report = check_plugins()
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo("\n".join(report_lines(report)))
+    return 1 if report.problems else 0
+
+
+# -- plugin distributions: these commands load no plugin and read no catalogue cache -------------------------
+
+
+@cli.command("install")
+@click.argument("specs", nargs=-1, metavar="[SPEC]...")
+@click.option("-e", "--editable", multiple=True, metavar="PATH", help="Install the project at PATH in place "
+              "(edits show at once); repeatable.")  # fmt: skip
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade what is already installed.")
+@click.option("--no-deps", is_flag=True, help="Do not install the plugins' requirements.")
+@click.option("--build-isolation/--no-build-isolation", default=None, help="Build in pip's isolated environment  "
+              "[default: not for local projects whose build requirements are installed]")  # fmt: skip
+def install_cmd(specs: tuple[str, ...], editable: tuple[str, ...], upgrade: bool, no_deps: bool,
+                build_isolation: bool | None) -> None:  # fmt: skip
+    """Install plugins with pip into zoo's Python; SPEC is a name, a path or a URL.
+
+    \b
+    zoo install NAME==1.0                # a distribution from the package index
+    zoo install ./zoo-mynet              # a project folder (or a wheel, an sdist, a URL)
+    zoo install -e ./zoo-mynet           # editable: your edits show without reinstalling
+    """
+    from zoo_core.installer import describe, install
+
+    changes = install(specs, editable, upgrade=upgrade, no_deps=no_deps, build_isolation=build_isolation)
+    click.echo("\n".join(describe(changes, "installed")))
+
+
+@cli.command("uninstall")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before removing.")
+def uninstall_cmd(names: tuple[str, ...], yes: bool) -> None:
+    """Remove plugin distributions with pip; NAME is a distribution or a plugin name."""
+    from zoo_core.installer import describe, uninstall
+
+    click.echo("\n".join(describe(uninstall(names, yes=yes), "removed")))
+
+
+@cli.group("plugin")
+def plugin_group() -> None:
+    """Write a plugin of your own (see docs/plugins.md)."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, help="The folder to create the project in.")
+def plugin_new(name: str, parent: str) -> None:
+    """Create the plugin project zoo-NAME: pyproject, hooks registering the model NAME, a test."""
+    from zoo_core.scaffold import new_plugin, plugin_name
+
+    folder = new_plugin(name, parent)
+    click.echo(f"created {folder}/: pyproject.toml, README.md, {folder.name.replace('-', '_')}/__init__.py, tests/")
+    click.echo(f"next: zoo install -e {folder} && zoo list {plugin_name(name)}")
 
 
 @cli.group("cache")

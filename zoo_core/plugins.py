@@ -5,6 +5,7 @@ plugin registered.
 A plugin that fails to import, has an invalid hook or raises inside one (``SystemExit`` too) is reported
 (one warning line, and by ``zoo plugins``) and skipped, and nothing it registered is kept;
 ``ZOO_STRICT_PLUGINS=1`` makes that an error instead. ``ZOO_PLUGINS=a,b`` loads only the named plugins.
+``ZOO_TRACE_PLUGINS=1`` prints each import and hook call to stderr, with its time and what it registered.
 
 zoo's own plugins are the entry points of the ``zoo`` distribution. They come first, both for bare-name
 precedence and when a third-party distribution declares a plugin of the same name (the built-in always
@@ -12,9 +13,10 @@ keeps it); among themselves they are ranked by their module's ``ZOO_PRECEDENCE``
 100), then by name. Third-party plugins follow in alphabetical order.
 
 The metadata cache is per plugin, keyed by the plugin's distribution, its version, its requirements'
-versions and its module file's mtime, in two files: ``<plugin>-<key>.json`` (models, datasets, trainers)
-and ``<plugin>-<key>.summary.json`` (hooks and command names), so ``zoo --help`` reads a few hundred bytes
-and a warm ``zoo list`` imports neither torch nor timm. A plugin that failed is never cached.
+versions and its module's mtime (for a package, also its newest ``.py`` file: an editable install changes in
+place), in two files: ``<plugin>-<key>.json`` (models, datasets, trainers) and ``<plugin>-<key>.summary.json``
+(hooks and command names), so ``zoo --help`` reads a few hundred bytes and a warm ``zoo list`` imports
+neither torch nor timm. A plugin that failed is never cached.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,9 @@ ENTRY_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset
 COMMAND_HOOK = "zoo_register_commands"
 LIVE_HOOKS = ("zoo_register_weights",)
 RESOLVE_HOOK = "zoo_resolve_model"
-CORE_COMMANDS = ("list", "info", "plugins", "cache")
-DEFAULT_PRECEDENCE = 100  # the catalogue's own commands; no plugin may take them
+# The core's own commands, which no plugin may take; install, uninstall and plugin load no plugin at all.
+CORE_COMMANDS = ("list", "info", "plugins", "cache", "install", "uninstall", "plugin")
+DEFAULT_PRECEDENCE = 100
 
 
 @dataclass
@@ -76,6 +80,28 @@ class PluginInfo:
 
 def strict() -> bool:
     return os.environ.get("ZOO_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
+
+
+def tracing() -> bool:
+    return os.environ.get("ZOO_TRACE_PLUGINS", "").lower() in {"1", "true", "yes"}
+
+
+def trace(plugin: str, what: str, seconds: float | None = None, detail: str = "") -> None:
+    """One ``ZOO_TRACE_PLUGINS`` line on stderr: the plugin, the step, its time and what it gave."""
+    took = f"{seconds * 1000:9.1f} ms" if seconds is not None else " " * 12
+    print(f"zoo: trace: {plugin:<12} {what:<24} {took}  {detail}".rstrip(), file=sys.stderr)
+
+
+def registered_summary(entries: Iterable[Entry]) -> str:
+    """``2 models: a, b; 1 dataset: c`` (names shortened past a few)."""
+    by_kind: dict[str, list[str]] = {}
+    for e in entries:
+        by_kind.setdefault(e.kind, []).append(e.name)
+    parts = []
+    for kind, names in by_kind.items():
+        shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+        parts.append(f"{len(names)} {kind}{'s' if len(names) != 1 else ''}: {shown}")
+    return "; ".join(parts) or "nothing"
 
 
 def enabled_names() -> set[str] | None:
@@ -155,6 +181,8 @@ class PluginHost:
                     if summary is None:
                         self._load_live(info)
                     else:
+                        if tracing():
+                            trace(info.name, "cached (no hook called)", None, ", ".join(summary["hooks"]))
                         info.hooks, info.cached = summary["hooks"], True
                         info.precedence = summary["precedence"]
                         for row in summary["commands"]:
@@ -183,8 +211,11 @@ class PluginHost:
         """Import and register the plugin module; None (and the plugin marked failed) on any error."""
         if info.name in self._modules:
             return self._modules[info.name]
+        began = time.perf_counter()
         try:
             module = self._eps[info.name].load()
+            if tracing():
+                trace(info.name, "import", time.perf_counter() - began, info.module)
             self.pm.register(module, name=info.name)
             callers = self.pm.get_hookcallers(module) or []
             unknown = sorted(h.name for h in callers if h.spec is None)
@@ -231,7 +262,7 @@ class PluginHost:
             import click
 
             group = click.Group("zoo")
-            if not self._call(info, hook_name, cli=group):
+            if not self._call(info, hook_name, lambda: f"commands: {', '.join(group.commands) or 'none'}", cli=group):
                 return None
             try:
                 for name, command in group.commands.items():
@@ -244,20 +275,28 @@ class PluginHost:
                 self._fail(info, e, hook_name)
                 return None
             return collected
-        if not self._call(info, hook_name, register=self._register_callback(kind, info, collected)):
+        register = self._register_callback(kind, info, collected)
+        if not self._call(info, hook_name, lambda: registered_summary(collected), register=register):
             return None
         return collected
 
-    def _call(self, info: PluginInfo, hook_name: str, **kwargs: Any) -> bool:
+    def _call(self, info: PluginInfo, hook_name: str, registered: Callable[[], str] | None = None,
+              **kwargs: Any) -> bool:  # fmt: skip
+        """Run the plugin's implementation of one hook; ``registered`` describes what it registered (traces)."""
         module = self._modules[info.name]
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             if impl.plugin is not module:
                 continue
+            began = time.perf_counter()
             try:
                 impl.function(**kwargs)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - sys.exit in a hook must not end zoo
+                if tracing():
+                    trace(info.name, hook_name, time.perf_counter() - began, f"raised {one_line(e, 120)}")
                 self._fail(info, e, hook_name)
                 return False
+            if tracing():
+                trace(info.name, hook_name, time.perf_counter() - began, registered() if registered else "")
         return True
 
     def _fail(self, info: PluginInfo, exc: BaseException | None, where: str = "") -> None:
@@ -364,8 +403,12 @@ class PluginHost:
             what = f"loading weights {entry.qualified}.{tag}"
             pending.append((entry, tag, functools.partial(run_plugin_code, info.name, what, loader), meta, default))
 
+        def described() -> str:
+            return f"{len(pending)} weights" + "".join(f"{', ' if i else ': '}{e.name}.{t}"
+                                                     for i, (e, t, _, _) in enumerate(pending))  # fmt: skip
+
         for hook_name in LIVE_HOOKS:
-            if hook_name in info.hooks and not self._call(info, hook_name, register=register):
+            if hook_name in info.hooks and not self._call(info, hook_name, described, register=register):
                 return  # a hook that raised keeps nothing it registered
         for entry, tag, loader, meta, default in pending:
             entry.add_live_tag(tag, meta, loader, default)
@@ -426,6 +469,8 @@ class PluginHost:
             spec = None
         if spec is not None and spec.origin and os.path.exists(spec.origin):
             parts.append(os.path.getmtime(spec.origin))
+            if spec.submodule_search_locations:  # a package: an edit to any of its modules counts
+                parts.append(_newest_source(spec.submodule_search_locations))
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
     def _read_cache(self, info: PluginInfo, part: str) -> dict[str, Any] | None:
@@ -450,6 +495,39 @@ class PluginHost:
                 self._cache_warned = True
                 print(f"zoo: warning: cannot write the catalogue cache ({e.strerror or e}); zoo works, but more "
                       "slowly", file=sys.stderr)  # fmt: skip
+
+
+def _newest_source(folders: Iterable[str], limit: int = 500) -> float:
+    """The newest mtime of a package's ``.py`` files (the first ``limit`` of them, so that a plugin inside a
+    huge package costs little): an edit to any module of an editable plugin shows at once."""
+    newest, seen = 0.0, 0
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+            for name in sorted(f for f in files if f.endswith(".py")):
+                newest = max(newest, os.path.getmtime(os.path.join(root, name)))
+                seen += 1
+                if seen >= limit:
+                    return newest
+    return newest
+
+
+def drop_cached(plugin_names: Iterable[str]) -> int:
+    """Delete the catalogue cache files of these plugins (after an install or uninstall); how many went."""
+    names = "|".join(re.escape(n) for n in plugin_names)
+    if not names:
+        return 0
+    pattern = re.compile(f"(?:{names})-[0-9a-f]{{16}}(?:\\.summary)?\\.json")
+    removed = 0
+    try:
+        paths = list((cache_dir() / "catalogue").iterdir())
+    except OSError:  # no cache yet
+        return 0
+    for path in paths:
+        if pattern.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _valid_row(row: Any) -> bool:
