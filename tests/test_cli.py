@@ -165,6 +165,10 @@ def test_sort_and_filter_from_metadata_build_no_model(capsys):
     assert {"mobilenet_v3_large", "efficientnet_b0", "regnet_y_800mf"} <= {r["name"] for r in rows}
     assert all(r["num_params"] <= 10e6 and r["top1"] >= 70 for r in rows)
     assert [r["gmacs"] for r in rows] == sorted(r["gmacs"] for r in rows)
+    # Top-1 filters first: timm's models (no published top-1) are left out before anything would be counted.
+    proc, imported = zoo_subprocess("list", "--min-top1", "84", "--max-gmacs", "20", "--json")
+    assert proc.returncode == 0 and imported == [] and "counting" not in proc.stderr
+    assert {r["name"] for r in json.loads(proc.stdout)} == {"efficientnet_v2_s", "convnext_base", "efficientnet_b6"}
     code, out, _ = run(capsys, "list", "--plugin", "torchvision", "--sort", "top1", "--max-gmacs", "1.5", "--json")
     rows = json.loads(out)
     assert rows and all(r["gmacs"] <= 1.5 for r in rows) and "resnet18" not in {r["name"] for r in rows}

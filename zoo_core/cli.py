@@ -158,8 +158,10 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, sh
             tags = f"{len(r.entry.pretrained)} ({r.entry.default_tag})" if r.entry.pretrained else ""
             cells += [listing.fmt_size(r.input_size), tags]
         table.append(cells)
-    numeric = range(len(headers) - 3 - len(stats), len(headers) - 2)
-    click.echo(format_table(headers, table, width=terminal_width(), right=set(numeric)))
+    numeric = set(range(len(headers) - 3 - len(stats), len(headers) - 2))
+    # Names and figures stay whole (a shortened one would mislead); the words around them give way.
+    whole = {0, *numeric, headers.index("input"), *([headers.index("crop (resize)")] if show_tags else [])}
+    click.echo(format_table(headers, table, width=terminal_width(), keep=whole, right=numeric))
     if show_tags:
         models = len({r.entry.qualified for r in rows})
         click.echo(f"{len(rows)} tag{'' if len(rows) == 1 else 's'} of {models} model{'' if models == 1 else 's'}.")
@@ -237,7 +239,9 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
         click.echo("  accuracy      unknown: no metrics in the weights' metadata")
     if not tag:
         click.echo()
-        click.echo(format_table(headers, table, width=width, right=right))
+        words = {"source", "dataset", "interpolation", "licence"}
+        whole = {i for i, h in enumerate(headers) if h not in words}
+        click.echo(format_table(headers, table, width=width, keep=whole, right=right))
     else:  # one tag: a line per field reads better than a one-row table
         weights = entry.pretrained[tag]
         for header, value in zip(headers, table[0], strict=True):

@@ -154,28 +154,24 @@ def select(
     bounds: Sequence[Bound] = (),
     sort: str = "name",
     progress: Callable[[str], None] | None = None,
-    show: Iterable[str] = (),
 ) -> tuple[list[Row], list[str]]:
     """Rows within ``bounds``, ordered by ``sort`` (top-1 best first, parameters and GMACs smallest first,
-    unknown values last), and one-line notes on what was unknown. Parameters and GMACs are looked up for the
-    fields that a bound, the sort or ``show`` names."""
+    unknown values last), and one-line notes on what was unknown. Parameters and GMACs are looked up only when
+    a bound or the sort needs them."""
     if sort not in SORT_KEYS:
         raise UsageError(f"--sort: expected one of {', '.join(SORT_KEYS)}, got {sort!r}")
-    fields = {b.field for b in bounds} | {FIELDS.get(sort, "")} | set(show)
+    fields = {b.field for b in bounds} | {FIELDS.get(sort, "")}
     stats = [f for f in ("num_params", "gmacs") if f in fields]
+    notes: list[str] = []
+    # Top-1 is in the metadata: filter on it first, so that sizes are counted only for the rows it keeps.
+    rows = _within(rows, [b for b in bounds if b.field == "top1"], notes)
     if stats:
         from zoo_core.stats_cache import lookup, model_query, tag_query
 
         queries = [tag_query(r.entry, r.tag) if r.tag else model_query(r.entry) for r in rows]
         for row, values in zip(rows, lookup(queries, stats, progress), strict=True):
             row.num_params, row.gmacs = values.get("num_params", row.num_params), values.get("gmacs", row.gmacs)
-    notes = []
-    for bound in bounds:
-        kept = [r for r in rows if bound.admits(r.value(bound.field))]
-        unknown = sum(r.value(bound.field) is None for r in rows)
-        if unknown:
-            notes.append(f"{_many(unknown, rows)} with unknown {LABELS[bound.field]} left out")
-        rows = kept
+    rows = _within(rows, [b for b in bounds if b.field != "top1"], notes)
     if sort != "name":
         field = FIELDS[sort]
         sign = -1 if field == "top1" else 1
@@ -184,6 +180,16 @@ def select(
         if unknown:
             notes.append(f"{_many(unknown, rows)} with unknown {LABELS[field]} (shown as ?) sorted last")
     return rows, notes
+
+
+def _within(rows: list[Row], bounds: Sequence[Bound], notes: list[str]) -> list[Row]:
+    """The rows every bound admits; a note for each bound that left out rows it could not judge."""
+    for bound in bounds:
+        unknown = sum(r.value(bound.field) is None for r in rows)
+        if unknown:
+            notes.append(f"{_many(unknown, rows)} with unknown {LABELS[bound.field]} left out")
+        rows = [r for r in rows if bound.admits(r.value(bound.field))]
+    return rows
 
 
 def tags_table(rows: Sequence[Row]) -> tuple[list[tuple[str, str]], list[str], list[list[str]], set[int]]:
