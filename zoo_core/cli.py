@@ -69,14 +69,13 @@ def cli() -> None:
     """zoo: one catalogue of CNNs -- list, train, evaluate, benchmark and publish them."""
 
 
-BOUND_OPTIONS = (("params", "parameters, e.g. 10M"), ("gmacs", "GMACs, e.g. 1.5 or 500M"),
-                 ("top1", "top-1 %, e.g. 80"))  # fmt: skip
+BOUND_OPTIONS = (("params", "parameters (10M)"), ("gmacs", "GMACs (1.5, or 500M MACs)"), ("top1", "% top-1 (80)"))
 
 
 def bound_options(fn: Any) -> Any:
     for name, what in reversed(BOUND_OPTIONS):
-        fn = click.option(f"--max-{name}", metavar="N", help=f"Only up to this many {what}.")(fn)
-        fn = click.option(f"--min-{name}", metavar="N", help=f"Only at least this many {what}.")(fn)
+        fn = click.option(f"--max-{name}", metavar="N", help=f"At most N {what}.")(fn)
+        fn = click.option(f"--min-{name}", metavar="N", help=f"At least N {what}.")(fn)
     return fn
 
 

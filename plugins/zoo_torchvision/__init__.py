@@ -47,7 +47,8 @@ def zoo_register_models(register: Any) -> None:
             arch,
             functools.partial(build, arch),
             family=family,
-            description=f"torchvision {arch}",
+            description=_one_line((tvm.get_model_builder(arch).__doc__ or "").strip().split("\n\n")[0])
+            or f"torchvision {arch}",
             input_size=(3, crop, crop),
             min_input_size=(3, *min_size) if min_size and tuple(min_size) != (1, 1) else None,
             num_classes=1000,
