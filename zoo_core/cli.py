@@ -69,11 +69,10 @@ def cli() -> None:
     """zoo: one catalogue of CNNs -- list, train, evaluate, benchmark and publish them."""
 
 
-BOUND_OPTIONS = (("params", "parameters (10M)"), ("gmacs", "GMACs (1.5, or 500M MACs)"), ("top1", "% top-1 (80)"))
-
-
 def bound_options(fn: Any) -> Any:
-    for name, what in reversed(BOUND_OPTIONS):
+    from zoo_core.listing import BOUNDS
+
+    for name, what in reversed(BOUNDS):
         fn = click.option(f"--max-{name}", metavar="N", help=f"At most N {what}.")(fn)
         fn = click.option(f"--min-{name}", metavar="N", help=f"At least N {what}.")(fn)
     return fn
@@ -99,7 +98,7 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, sh
     catalogue = get_catalogue()
     if plugin is not None and plugin not in catalogue.plugin_order:
         raise UnknownNameError("plugin", plugin, catalogue.plugin_order)
-    limits = _bounds(bounds)
+    limits = listing.parse_bounds(bounds)
     model_patterns = [listing.split_pattern(p)[0] for p in patterns]
     show_tags = show_tags or any(tag is not None for _, tag in map(listing.split_pattern, patterns))
     entries = [e for e in catalogue.find("model", model_patterns, plugin) if not pretrained or e.pretrained]
@@ -115,52 +114,16 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, sh
             catalogue.get("model", model)  # an exact name that does not exist: say what is close
         elif tag is not None and not any(r.tag == tag for r in rows):
             catalogue.resolve_model(pattern)  # an exact tag that does not exist: say which are close
-
     rows, notes = listing.select(rows, limits, sort, lambda line: click.echo(f"zoo: {line}", err=True))
     if as_json:
         for note in notes:
             click.echo(f"zoo: {note}", err=True)
-        if show_tags:
-            echo_json([r.to_dict() for r in rows])
-            return
-        echo_json([
-            {
-                "name": r.entry.name,
-                "qualified": r.entry.qualified,
-                "plugin": r.entry.plugin,
-                "default": catalogue.is_default("model", r.entry),
-                "family": r.entry.family,
-                "input_size": r.entry.input_size,
-                "num_classes": r.entry.num_classes,
-                "pretrained": list(r.entry.pretrained),
-                "default_tag": r.entry.default_tag,
-                **r.to_dict(),
-            }
-            for r in rows
-        ])  # fmt: skip
+        echo_json([r.to_dict(catalogue) for r in rows])
         return
-    stats = [f for f in ("num_params", "gmacs") if any(b.field == f for b in limits) or listing.FIELDS.get(sort) == f]
-    unknown = "?" if sort == "top1" or any(b.field == "top1" for b in limits) else ""
     from zoo_core.table import format_table, terminal_width
 
-    headers = ["name"] + (["source"] if show_tags else ["plugin", "family"])
-    headers += [{"num_params": "params", "gmacs": "GMACs"}[f] for f in stats] + ["top-1"]
-    headers += ["input", "crop (resize)"] if show_tags else ["input", "pretrained (default)"]
-    table = []
-    for r in rows:
-        cells = [r.name] + ([r.weights.get("source")] if show_tags else [r.entry.plugin, r.entry.family])
-        cells += [listing.fmt_count(r.num_params) if f == "num_params" else listing.fmt_gmacs(r.gmacs) for f in stats]
-        cells.append(listing.fmt_pct(r.top1, unknown if r.weights else ""))
-        if show_tags:
-            cells += [listing.fmt_size(r.input_size), listing.fmt_crop(r.weights["preprocessing"])]
-        else:
-            tags = f"{len(r.entry.pretrained)} ({r.entry.default_tag})" if r.entry.pretrained else ""
-            cells += [listing.fmt_size(r.input_size), tags]
-        table.append(cells)
-    numeric = set(range(len(headers) - 3 - len(stats), len(headers) - 2))
-    # Names and figures stay whole (a shortened one would mislead); the words around them give way.
-    whole = {0, *numeric, headers.index("input"), *([headers.index("crop (resize)")] if show_tags else [])}
-    click.echo(format_table(headers, table, width=terminal_width(), keep=whole, right=numeric))
+    headers, cells, whole, right = listing.list_table(rows, show_tags, limits, sort)
+    click.echo(format_table(headers, cells, width=terminal_width(), keep=whole, right=right))
     if show_tags:
         models = len({r.entry.qualified for r in rows})
         click.echo(f"{len(rows)} tag{'' if len(rows) == 1 else 's'} of {models} model{'' if models == 1 else 's'}.")
@@ -168,24 +131,6 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, sh
         click.echo(f"{len(rows)} models. A bare name means the first plugin's model; others: plugin:name.")
     for note in notes:
         click.echo(f"({note})")
-
-
-def _bounds(options: dict[str, str | None]) -> list[Any]:
-    """``--min-params 1M --max-params 10M`` -> one listing.Bound per field given."""
-    from zoo_core.listing import FIELDS, Bound, parse_amount
-
-    found = []
-    for name, _ in BOUND_OPTIONS:
-        low, high = options.get(f"min_{name}"), options.get(f"max_{name}")
-        if low is None and high is None:
-            continue
-        field = FIELDS[name]
-        lo = parse_amount(low, f"--min-{name}", field) if low is not None else None
-        hi = parse_amount(high, f"--max-{name}", field) if high is not None else None
-        if lo is not None and hi is not None and lo > hi:
-            raise UsageError(f"--min-{name} {low} is above --max-{name} {high}: nothing can match")
-        found.append(Bound(field, lo, hi))
-    return found
 
 
 @cli.command("info")

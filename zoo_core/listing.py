@@ -19,8 +19,10 @@ from zoo_core.catalogue import Catalogue, ModelEntry
 from zoo_core.errors import UsageError
 
 SORT_KEYS = ("name", "params", "gmacs", "top1")
+BOUNDS = (("params", "parameters (10M)"), ("gmacs", "GMACs (1.5, or 500M MACs)"), ("top1", "% top-1 (80)"))
 FIELDS = {"params": "num_params", "gmacs": "gmacs", "top1": "top1"}
 LABELS = {"num_params": "parameters", "gmacs": "GMACs", "top1": "top-1"}
+LABELS_SHORT = {"num_params": "params", "gmacs": "GMACs"}
 SUFFIXES = {"K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12}
 AMOUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([KMGBT]?)\s*%?\s*$", re.IGNORECASE)
 
@@ -53,17 +55,25 @@ class Row:
     def value(self, field: str) -> float | None:
         return getattr(self, field)
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"top1": self.top1}
+    def to_dict(self, catalogue: Catalogue) -> dict[str, Any]:
+        """What ``zoo list --json`` prints of the row."""
+        e = self.entry
         if self.tag:
             pre = self.weights["preprocessing"]
             out = {
-                "name": self.name, "model": self.entry.qualified, "tag": self.tag, "plugin": self.entry.plugin,
-                "default": self.tag == self.entry.default_tag, "source": self.weights.get("source"),
+                "name": self.name, "model": e.qualified, "tag": self.tag, "plugin": e.plugin,
+                "default": self.tag == e.default_tag, "source": self.weights.get("source"),
                 "top1": self.top1, "top5": self.top5, "dataset": self.dataset, "input_size": list(pre["input_size"]),
                 "crop_pct": pre.get("crop_pct"), "crop_mode": pre.get("crop_mode"),
                 "resize_size": pre.get("resize_size"), "interpolation": pre.get("interpolation"),
                 "license": self.weights.get("license"),
+            }  # fmt: skip
+        else:
+            out = {
+                "name": e.name, "qualified": e.qualified, "plugin": e.plugin,
+                "default": catalogue.is_default("model", e), "family": e.family, "input_size": e.input_size,
+                "num_classes": e.num_classes, "pretrained": list(e.pretrained), "default_tag": e.default_tag,
+                "top1": self.top1,
             }  # fmt: skip
         for field in ("num_params", "gmacs"):
             if getattr(self, field) is not None:
@@ -131,6 +141,21 @@ class Bound:
             self.high is None or value <= self.high)  # fmt: skip
 
 
+def parse_bounds(options: dict[str, str | None]) -> list[Bound]:
+    """``{"min_params": "1M", "max_params": "10M", ...}`` (the command's options) -> a Bound per field given."""
+    found = []
+    for name, _ in BOUNDS:
+        low, high = options.get(f"min_{name}"), options.get(f"max_{name}")
+        if low is None and high is None:
+            continue
+        lo = parse_amount(low, f"--min-{name}", FIELDS[name]) if low is not None else None
+        hi = parse_amount(high, f"--max-{name}", FIELDS[name]) if high is not None else None
+        if lo is not None and hi is not None and lo > hi:
+            raise UsageError(f"--min-{name} {low} is above --max-{name} {high}: nothing can match")
+        found.append(Bound(FIELDS[name], lo, hi))
+    return found
+
+
 def parse_amount(text: str, option: str, field: str) -> float:
     """``10M``, ``1.5G``, ``80``, ``80%`` -> a number in the field's unit (parameters, GMACs, percent).
 
@@ -190,6 +215,32 @@ def _within(rows: list[Row], bounds: Sequence[Bound], notes: list[str]) -> list[
             notes.append(f"{_many(unknown, rows)} with unknown {LABELS[bound.field]} left out")
         rows = [r for r in rows if bound.admits(r.value(bound.field))]
     return rows
+
+
+def list_table(
+    rows: Sequence[Row], tags: bool, bounds: Sequence[Bound], sort: str
+) -> tuple[list[str], list[list[str]], set[int], set[int]]:
+    """``zoo list`` as (headers, cells, columns never shortened, right-aligned columns): parameters and GMACs
+    where a bound or the sort asked for them; names and figures are never shortened (one cut short would
+    mislead), only the words around them."""
+    asked = {b.field for b in bounds} | {FIELDS.get(sort, "")}
+    stats = [f for f in ("num_params", "gmacs") if f in asked]
+    unknown = "?" if "top1" in asked else ""
+    headers = ["name", *(["source"] if tags else ["plugin", "family"]), *(LABELS_SHORT[f] for f in stats), "top-1",
+               "input", "crop (resize)" if tags else "pretrained (default)"]  # fmt: skip
+    cells = []
+    for r in rows:
+        line = [r.name, *([r.weights.get("source") or ""] if tags else [r.entry.plugin, r.entry.family])]
+        line += [fmt_count(r.num_params) if f == "num_params" else fmt_gmacs(r.gmacs) for f in stats]
+        line += [fmt_pct(r.top1, unknown if r.weights else ""), fmt_size(r.input_size)]
+        if tags:
+            line.append(fmt_crop(r.weights["preprocessing"]))
+        else:
+            line.append(f"{len(r.entry.pretrained)} ({r.entry.default_tag})" if r.entry.pretrained else "")
+        cells.append(line)
+    figures = {headers.index(h) for h in (*(LABELS_SHORT[f] for f in stats), "top-1")}
+    whole = {0, *figures, headers.index("input"), *([len(headers) - 1] if tags else [])}
+    return headers, cells, whole, figures
 
 
 def tags_table(rows: Sequence[Row]) -> tuple[list[tuple[str, str]], list[str], list[list[str]], set[int]]:
