@@ -98,5 +98,199 @@ def test_cache_clear(capsys, zoo_home, monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
     assert run(capsys, "list", "simplecnn")[0] == 0
     assert any((tmp_path / "cache" / "catalogue").iterdir())
+    assert run(capsys, "list", "simplecnn", "--sort", "params")[0] == 0
+    assert any((tmp_path / "cache" / "stats").iterdir())
     code, out, _ = run(capsys, "cache", "clear")
     assert code == 0 and not (tmp_path / "cache" / "catalogue").exists()
+    assert not (tmp_path / "cache" / "stats").exists()
+
+
+# -- the whole catalogue: tags, sizes, costs and accuracy ---------------------------------------------------
+
+
+def test_every_torchvision_classification_model_is_in_zoo_list(capsys):
+    import torchvision.models as tvm
+
+    code, out, _ = run(capsys, "list", "--plugin", "torchvision", "--json")
+    assert code == 0
+    listed = {m["name"]: m for m in json.loads(out)}
+    assert sorted(listed) == sorted(tvm.list_models(module=tvm))
+    for name, row in listed.items():
+        assert set(row["pretrained"]) == {w.name.lower() for w in tvm.get_model_weights(name)}
+    assert listed["mobilenet_v3_large"]["family"] == "mobilenetv3"
+    assert listed["vit_b_16"]["family"] == "vision_transformer"
+    assert listed["resnet50"]["top1"] == pytest.approx(80.858)  # its default tag's, imagenet1k_v2
+
+
+def test_list_tags_by_pattern_and_flag(capsys, monkeypatch):
+    code, out, _ = run(capsys, "list", "resnet50.*", "--json")
+    assert code == 0
+    tags = {t["name"]: t for t in json.loads(out)}
+    assert {"resnet50.imagenet1k_v1", "resnet50.imagenet1k_v2", "timm:resnet50.a1_in1k"} <= set(tags)
+    v1 = tags["resnet50.imagenet1k_v1"]
+    assert (v1["source"], v1["top1"], v1["top5"], v1["dataset"]) == ("torchvision", 76.13, 92.862, "imagenet-1k")
+    assert (v1["input_size"], v1["resize_size"], v1["crop_pct"]) == ([3, 224, 224], 256, 0.875)
+    assert tags["timm:resnet50.a1_in1k"]["top1"] is None and tags["timm:resnet50.a1_in1k"]["crop_pct"] == 0.95
+    assert not v1["default"] and tags["resnet50.imagenet1k_v2"]["default"]
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = run(capsys, "list", "resnet50.imagenet1k_*")
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "source", "top-1", "input", "crop", "(resize)"]
+    assert lines[2].split() == ["resnet50.imagenet1k_v1", "torchvision", "76.13", "224x224", "0.875", "(256)"]
+    assert lines[-1] == "2 tags of 1 model."
+    code, out, _ = run(capsys, "list", "--tags", "densenet121", "--plugin", "torchvision")
+    assert code == 0 and "densenet121.imagenet1k_v1" in out and "74.43" in out
+    code, out, _ = run(capsys, "list", "resnet50.a1_in1k")  # a tag of the other plugin's resnet50
+    assert code == 0 and "timm:resnet50.a1_in1k" in out
+    code, _, err = run(capsys, "list", "resnet50.imagenet1k_v9")
+    assert code == 2 and err.count("\n") == 1 and "unknown tag of torchvision:resnet50 'imagenet1k_v9'" in err
+
+
+def zoo_subprocess(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run `zoo ARGS` in a fresh interpreter: its result and which of torch, timm, torchvision it imported."""
+    probe = ("import sys, json; from zoo_core.cli import main; rc = main(sys.argv[1:]);"
+             "heavy = sorted(m for m in sys.modules if m in ('torch', 'timm', 'torchvision'));"
+             "print(json.dumps(heavy), file=sys.stderr); sys.exit(rc)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300)
+    return proc, json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+def test_sort_and_filter_from_metadata_build_no_model(capsys):
+    run(capsys, "list", "--json")  # warm the catalogue cache
+    proc, imported = zoo_subprocess("list", "--plugin", "torchvision", "--sort", "gmacs", "--max-params", "10M",
+                                    "--min-top1", "70", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert imported == []  # torchvision's metadata has parameters, GMACs and top-1: nothing is built
+    rows = json.loads(proc.stdout)
+    assert {"mobilenet_v3_large", "efficientnet_b0", "regnet_y_800mf"} <= {r["name"] for r in rows}
+    assert all(r["num_params"] <= 10e6 and r["top1"] >= 70 for r in rows)
+    assert [r["gmacs"] for r in rows] == sorted(r["gmacs"] for r in rows)
+    # Top-1 filters first: timm's models (no published top-1) are left out before anything would be counted.
+    proc, imported = zoo_subprocess("list", "--min-top1", "84", "--max-gmacs", "20", "--json")
+    assert proc.returncode == 0 and imported == [] and "counting" not in proc.stderr
+    assert {r["name"] for r in json.loads(proc.stdout)} == {"efficientnet_v2_s", "convnext_base", "efficientnet_b6"}
+    code, out, _ = run(capsys, "list", "--plugin", "torchvision", "--sort", "top1", "--max-gmacs", "1.5", "--json")
+    rows = json.loads(out)
+    assert rows and all(r["gmacs"] <= 1.5 for r in rows) and "resnet18" not in {r["name"] for r in rows}
+    assert [r["top1"] for r in rows] == sorted((r["top1"] for r in rows), reverse=True)
+    code, out, _ = run(capsys, "list", "resnet1*", "--plugin", "torchvision", "--sort", "params")
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[2:-1]] == ["resnet18", "resnet101", "resnet152"]
+    assert lines[0].split()[:5] == ["name", "plugin", "family", "params", "top-1"] and "11.7M" in lines[2]
+
+
+def test_unknown_values_sort_last_and_are_said(capsys):
+    code, out, _ = run(capsys, "list", "resnet18", "--sort", "top1")
+    rows = [line.split() for line in out.splitlines()[2:4]]
+    assert rows[0][:2] == ["resnet18", "torchvision"] and "69.76" in rows[0]
+    assert rows[1][:2] == ["timm:resnet18", "timm"] and "?" in rows[1]
+    assert "(1 model with unknown top-1 (shown as ?) sorted last)" in out
+    code, out, err = run(capsys, "list", "resnet18", "--min-top1", "60", "--json")
+    assert [r["qualified"] for r in json.loads(out)] == ["torchvision:resnet18"]
+    assert "1 model with unknown top-1 left out" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-params", "ten"], "--max-params: expected a number such as 10M, 1.5G or 80, got 'ten'"),
+    (["--min-top1", "5M"], "--min-top1: top-1 is a percentage"),
+    (["--min-params", "10M", "--max-params", "1M"], "--min-params 10M is above --max-params 1M"),
+    (["--sort", "speed"], "--sort: expected one of name, params, gmacs, top1, got 'speed'"),
+])  # fmt: skip
+def test_bad_sort_or_filter_is_one_line(capsys, args, message):
+    code, out, err = run(capsys, "list", "resnet18", *args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+
+
+def test_amounts_read_like_people_write_them():
+    from zoo_core.listing import fmt_count, fmt_gmacs, parse_amount
+
+    assert parse_amount("10M", "--max-params", "num_params") == 10e6
+    assert parse_amount("2.5k", "--max-params", "num_params") == 2500
+    assert parse_amount("1.5", "--max-gmacs", "gmacs") == 1.5
+    assert parse_amount("500M", "--max-gmacs", "gmacs") == 0.5  # a count of MACs
+    assert parse_amount("80%", "--min-top1", "top1") == 80
+    assert [fmt_count(n) for n in (25_557_032, 1_147_466, 632_045_800, 1.2e9, 950, None)] == [
+        "25.6M", "1.15M", "632M", "1.20B", "950", "?"]  # fmt: skip
+    assert [fmt_gmacs(g) for g in (4.089, 0.0114, 167.3, 12.34)] == ["4.09", "0.0114", "167", "12.3"]
+
+
+def test_stats_without_metadata_are_counted_once_on_meta_and_cached(capsys, monkeypatch, tmp_path):
+    import zoo_core
+    from zoo_core import plugins, stats_cache
+    from zoo_core.model_stats import count_params
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn")
+    monkeypatch.setattr(stats_cache, "PROGRESS_AFTER", 1)
+    code, out, err = run(capsys, "list", "*cnn", "--sort", "params", "--max-gmacs", "1", "--json")
+    assert code == 0
+    assert "zoo: counting parameters and GMACs of 2 models on the meta device" in err
+    assert [r["name"] for r in json.loads(out)] == ["improvedcnn", "simplecnn"]  # fewest parameters first
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["simplecnn"]["num_params"] == count_params(zoo_core.create_model("simplecnn")) == 1_147_466
+    assert rows["improvedcnn"]["num_params"] == count_params(zoo_core.create_model("improvedcnn"))
+    assert rows["simplecnn"]["gmacs"] == pytest.approx(0.0114, abs=1e-4)
+    key = plugins.get_host().cache_key("cnn")
+    cached = json.loads((tmp_path / "cache" / "stats" / f"cnn-{key}.json").read_text())
+    assert cached["stats"]["simplecnn|{\"num_classes\": 10}|3x32x32"] == {"num_params": 1_147_466, "gmacs": 0.0114}
+    proc, imported = zoo_subprocess("list", "*cnn", "--sort", "params", "--max-gmacs", "1", "--json")
+    assert proc.returncode == 0 and imported == []  # the second time: cached JSON, no torch
+    assert json.loads(proc.stdout) == json.loads(out) and "counting" not in proc.stderr
+
+
+def test_a_published_tag_is_counted_as_its_weights_build_it(capsys, monkeypatch, tmp_path):
+    import torch
+    from zoo_registry import store
+
+    import zoo_core
+    from zoo_core.model_stats import count_params
+
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn,registry")
+    kwargs = {"num_classes": 3, "input_size": 16, "in_chans": 1}
+    torch.manual_seed(0)
+    store.publish(zoo_core.create_model("simplecnn", **kwargs), model_name="cnn:simplecnn", tag="digits16",
+                  model_kwargs=kwargs, labels=["a", "b", "c"], training={"dataset": "digits"},
+                  preprocessing={"input_size": [1, 16, 16], "mean": [0.5], "std": [0.25]},
+                  metrics={"top1": 91.5, "top5": 100.0, "topk": 3, "dataset": "digits", "split": "test",
+                           "per_class_top1": {f"class {i}": 90.0 + i / 10 for i in range(60)}})  # fmt: skip
+    code, out, _ = run(capsys, "list", "simplecnn.*", "--sort", "params", "--json")
+    (tag,) = json.loads(out)
+    assert tag["num_params"] == count_params(zoo_core.create_model("simplecnn", **kwargs))
+    assert (tag["top1"], tag["top5"], tag["dataset"], tag["input_size"]) == (91.5, None, "digits", [1, 16, 16])
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "info", "simplecnn")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
+    assert not any(c in out for c in "{}'")  # no Python reprs
+    row = next(line.split() for line in out.splitlines() if line.startswith("digits16"))
+    assert row == ["digits16", "local", "91.50", "digits", "1x16x16", "squash", "bilinear"]
+
+
+def test_info_shows_each_tags_accuracy_resolution_crop_and_licence(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "info", "vit_b_16", "--no-stats")
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
+    assert "input         3x224x224 (at least 224x224)" in out
+    assert "every tag     source torchvision, dataset imagenet-1k, licence bsd-3-clause" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("imagenet1k")}
+    assert rows["imagenet1k_v1"] == ["imagenet1k_v1", "81.07", "95.32", "224x224", "0.875", "(256)", "bilinear"]
+    assert rows["imagenet1k_swag_e2e_v1"] == ["imagenet1k_swag_e2e_v1", "85.30", "97.65", "384x384", "1", "(384)",
+                                              "bicubic"]  # fmt: skip
+    code, out, _ = run(capsys, "info", "timm:resnet50", "--no-stats")
+    assert "accuracy      unknown" in out and "a1_in1k" in out and "0.95" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    code, out, _ = run(capsys, "info", "resnet50.imagenet1k_v2")
+    assert "  top-1         80.86" in out and "  crop (resize) 0.9655 (232)" in out
+    assert "parameters    25,557,032" in out and "GMACs         4.09 at 224x224" in out
+    assert "https://download.pytorch.org/models/resnet50-11ad3fa6.pth" in out and "`_" not in out
+
+
+def test_tables_fit_the_terminal_and_keep_names_whole():
+    from zoo_core.table import format_table
+
+    rows = [("timm:a_very_long_model_name.with_its_tag", "timm", "a long description " * 4, "76.13")]
+    text = format_table(["name", "plugin", "description", "top-1"], rows, width=70, right={3})
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 70
+    assert lines[2].startswith("timm:a_very_long_model_name.with_its_tag  timm    a long")
+    assert "…" in lines[2] and lines[2].endswith("76.13")
+    assert format_table(["a", "b"], [("x", "y" * 200)]).splitlines()[2].endswith("y" * 200)  # no width: as is

@@ -7,25 +7,24 @@ import torch
 
 import zoo_core
 from zoo_core import plugins
-from zoo_core.model_stats import count_params
+from zoo_core.catalogue import ModelEntry
+from zoo_core.model_stats import build_on_meta, count_params
+from zoo_core.stats_cache import model_query
 
 OWN_AND_TORCHVISION = ["cnn", "torchvision"]
 TIMM_SAMPLE = [
     "timm:resnet18", "timm:efficientnet_b0", "timm:mobilenetv3_small_100", "timm:convnext_atto",
     "timm:regnetx_002", "timm:densenet121", "timm:ghostnet_100", "timm:vit_tiny_patch16_224",
 ]  # fmt: skip
+# A model trains a step in the normal suite when it is this small and takes inputs this small; the others
+# are built on the meta device there, and build and train for real in the slow suite.
+QUICK_PARAMS, QUICK_SIDE = 30e6, 96
+HUGE_PARAMS = 150e6  # beyond this the slow suite only runs a forward pass
 
 
-def catalogue_models() -> list[str]:
-    return [e.qualified for e in plugins.get_catalogue().find("model") if e.plugin in OWN_AND_TORCHVISION]
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "catalogue_model" in metafunc.fixturenames:
-        plugins.reset()
-        names = catalogue_models()
-        plugins.reset()
-        metafunc.parametrize("catalogue_model", names)
+def published_params(entry: ModelEntry) -> int:
+    """Parameters as the weights' metadata gives them (zoo's own CNNs have none, and are small)."""
+    return model_query(entry).known.get("num_params", 0)
 
 
 def small_input(name: str) -> tuple[int, int, int]:
@@ -37,6 +36,25 @@ def small_input(name: str) -> tuple[int, int, int]:
     if "min_input_size" in entry.metadata:
         side = max(side, *entry.metadata["min_input_size"][1:])
     return c, side, side
+
+
+def catalogue_models(quick: bool) -> list[str]:
+    names = []
+    for e in plugins.get_catalogue().find("model"):
+        if e.plugin in OWN_AND_TORCHVISION:
+            fits = published_params(e) < QUICK_PARAMS and max(small_input(e.qualified)[1:]) <= QUICK_SIDE
+            if fits == quick:
+                names.append(e.qualified)
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    for fixture, quick in (("catalogue_model", True), ("large_catalogue_model", False)):
+        if fixture in metafunc.fixturenames:
+            plugins.reset()
+            names = catalogue_models(quick)
+            plugins.reset()
+            metafunc.parametrize(fixture, names)
 
 
 def forward_backward(name: str, size: tuple[int, int, int], **kwargs) -> None:
@@ -54,6 +72,27 @@ def forward_backward(name: str, size: tuple[int, int, int], **kwargs) -> None:
 
 def test_catalogue_model_trains(catalogue_model: str) -> None:
     forward_backward(catalogue_model, small_input(catalogue_model))
+
+
+def test_large_catalogue_model_builds_for_10_classes(large_catalogue_model: str) -> None:
+    """Shapes only (the meta device: no memory, no time); the slow suite runs them for real."""
+    model = build_on_meta(lambda: zoo_core.create_model(large_catalogue_model, num_classes=10))
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(2, *small_input(large_catalogue_model), device="meta"))
+    assert out.shape == (2, 10)
+    assert model.zoo_spec["num_classes"] == 10
+
+
+@pytest.mark.slow
+def test_large_catalogue_model_trains(large_catalogue_model: str) -> None:
+    entry, _ = zoo_core.models.resolve(large_catalogue_model)
+    if published_params(entry) <= HUGE_PARAMS:
+        forward_backward(large_catalogue_model, small_input(large_catalogue_model))
+        return
+    model = zoo_core.create_model(large_catalogue_model, num_classes=10).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, *small_input(large_catalogue_model)))
+    assert out.shape == (1, 10) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", TIMM_SAMPLE)
@@ -83,16 +122,85 @@ def test_simplecnn_is_the_tutorial_network():
 
 
 def test_torchvision_metadata_matches_the_models():
-    """As torchvision's own schema test does: recompute what the metadata claims."""
-    catalogue = plugins.get_catalogue()
-    for entry in catalogue.find("model", plugin="torchvision"):
-        extra = {"aux_logits": True} if entry.name == "inception_v3" else {}  # counted in its weights
-        with torch.device("meta"):
-            model = entry.builder(num_classes=1000, **extra)
+    """As torchvision's own schema test does: recompute what the metadata claims, for every classification
+    model torchvision has and every weight of each (built on the meta device, as the tag needs it)."""
+    import torchvision.models as tvm
+
+    entries = {e.name: e for e in plugins.get_catalogue().find("model", plugin="torchvision")}
+    assert sorted(entries) == sorted(tvm.list_models(module=tvm)) and len(entries) >= 80
+    assert {"mobilenet_v3_large", "vgg16", "convnext_tiny", "regnet_y_400mf", "vit_b_16", "swin_t", "maxvit_t",
+            "shufflenet_v2_x1_0", "squeezenet1_1", "mnasnet1_0", "googlenet", "alexnet"} <= set(entries)  # fmt: skip
+    for entry in entries.values():
+        assert entry.family == tvm.get_model_builder(entry.name).__module__.rsplit(".", 1)[-1]
+        assert set(entry.pretrained) == {w.name.lower() for w in tvm.get_model_weights(entry.name)}
+        counted: dict[str, int] = {}
         for tag, meta in entry.pretrained.items():
-            assert meta["num_params"] == count_params(model), f"{entry.name}.{tag}"
+            kwargs = {"num_classes": meta["num_classes"], **meta.get("model_kwargs", {})}
+            if entry.name == "inception_v3":
+                kwargs["aux_logits"] = True  # counted in its weights
+            key = repr(sorted(kwargs.items()))
+            if key not in counted:
+                model = build_on_meta(lambda kwargs=kwargs, entry=entry: entry.builder(**kwargs))
+                counted[key] = count_params(model)
+            assert meta["num_params"] == counted[key], f"{entry.name}.{tag}"
             assert meta["url"].startswith("https://download.pytorch.org/")
-            assert meta["metrics"]["imagenet_top1"] > 50
+            if tag == "imagenet1k_features":  # VGG16's feature extractor publishes no accuracy (NaN)
+                assert meta["metrics"]["imagenet_top1"] is None
+            else:
+                assert meta["metrics"]["imagenet_top1"] > 50
+            pre = meta["preprocessing"]
+            assert pre["resize_size"] >= pre["input_size"][1] and pre["crop_pct"] <= 1
+
+
+def test_models_of_one_image_size_take_the_size_of_their_weights():
+    """ViT's SWAG weights are for 384 px: the model is rebuilt for them; without weights it takes 224."""
+    vit = plugins.get_catalogue().get("model", "vit_b_16")
+    assert vit.input_size == (3, 224, 224) and vit.metadata["min_input_size"] == [3, 224, 224]
+    e2e = vit.pretrained["imagenet1k_swag_e2e_v1"]
+    assert e2e["model_kwargs"] == {"image_size": 384} and e2e["preprocessing"]["input_size"] == [3, 384, 384]
+    assert "model_kwargs" not in vit.pretrained["imagenet1k_v1"] or not vit.pretrained["imagenet1k_v1"]["model_kwargs"]
+    huge = plugins.get_catalogue().get("model", "vit_h_14")  # its default weights are for 518 px
+    assert huge.default_tag == "imagenet1k_swag_e2e_v1" and huge.input_size == (3, 224, 224)
+    resnet = plugins.get_catalogue().get("model", "resnet50").pretrained["imagenet1k_v1"]["preprocessing"]
+    assert (resnet["resize_size"], resnet["crop_pct"]) == (256, 0.875)  # torchvision's preset default resize
+
+
+@pytest.fixture
+def fake_torchvision_weights(monkeypatch):
+    """torchvision weights without the network: each arch's state as its ``weights=`` path would load it."""
+    import torchvision.models as tvm
+    from torchvision.models._api import WeightsEnum
+
+    def get_state_dict(self, *args, **kwargs):
+        arch = next(a for a in tvm.list_models(module=tvm) if tvm.get_model_weights(a) is type(self))
+        extra = {"aux_logits": True, "init_weights": False} if arch in ("googlenet", "inception_v3") else {}
+        if arch.startswith("vit_"):
+            extra["image_size"] = self.meta["min_size"][0]
+        torch.manual_seed(1)
+        build = lambda: tvm.get_model(arch, weights=None, num_classes=len(self.meta["categories"]), **extra)  # noqa: E731
+        return (build_on_meta(build) if arch.startswith("vit_") else build()).state_dict()
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", get_state_dict)
+
+
+def test_torchvision_weights_load_into_the_model_they_need(fake_torchvision_weights):
+    # SqueezeNet's classifier is a 1x1 convolution: a new one for 10 classes, the features loaded.
+    squeeze = zoo_core.create_model("squeezenet1_1", pretrained=True, num_classes=10)
+    torch.manual_seed(1)
+    import torchvision.models as tvm
+
+    reference = tvm.squeezenet1_1(num_classes=1000)
+    assert torch.equal(squeeze.features[0].weight, reference.features[0].weight)
+    assert squeeze.classifier[1].out_channels == 10
+    assert squeeze.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    # GoogLeNet: Google's input transform on, the auxiliary heads left out, plain logits while training.
+    google = zoo_core.create_model("googlenet", pretrained=True, num_classes=10)
+    assert google.transform_input and google.aux1 is None and google.fc.out_features == 10
+    assert google.train()(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
+    # ViT's SWAG end-to-end weights are for 384 px: the model is built for 384 (shapes only, on the meta device).
+    vit = build_on_meta(lambda: zoo_core.create_model("vit_b_16", pretrained="imagenet1k_swag_e2e_v1",
+                                                      num_classes=10))  # fmt: skip
+    assert vit.image_size == 384 and vit.heads.head.out_features == 10
 
 
 def test_densenet121_info():

@@ -70,76 +70,142 @@ def cli() -> None:
     """zoo: one catalogue of CNNs -- list, train, evaluate, benchmark and publish them."""
 
 
+def bound_options(fn: Any) -> Any:
+    from zoo_core.listing import BOUNDS
+
+    for name, what in reversed(BOUNDS):
+        fn = click.option(f"--max-{name}", metavar="N", help=f"At most N {what}.")(fn)
+        fn = click.option(f"--min-{name}", metavar="N", help=f"At least N {what}.")(fn)
+    return fn
+
+
 @cli.command("list")
 @click.argument("patterns", nargs=-1)
 @click.option("--plugin", help="Only models from this plugin.")
 @click.option("--pretrained", is_flag=True, help="Only models with pretrained weights.")
+@click.option("--tags", "show_tags", is_flag=True,
+              help="A row per pretrained tag (MODEL.TAG); a pattern with a tag part ('resnet50.*') implies it.")
+@click.option("--sort", default="name", metavar="KEY",
+              help="name, params, gmacs or top1 (best first; a model's is its default tag's); unknown last.")
+@bound_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, as_json: bool) -> None:
-    """List models; PATTERNS are wildcards such as 'resnet*' or 'timm:efficientnet_*'."""
+def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, show_tags: bool, sort: str,
+             as_json: bool, **bounds: str | None) -> None:  # fmt: skip
+    """List models, or their tags; PATTERNS are wildcards such as 'resnet*', 'timm:efficientnet_*' or
+    'resnet50.*'. Parameters and GMACs come from the weights' metadata or are counted once (cached)."""
+    from zoo_core import listing
     from zoo_core.plugins import get_catalogue
 
     catalogue = get_catalogue()
     if plugin is not None and plugin not in catalogue.plugin_order:
         raise UnknownNameError("plugin", plugin, catalogue.plugin_order)
-    entries = [e for e in catalogue.find("model", patterns, plugin) if not pretrained or e.pretrained]
+    limits = listing.parse_bounds(bounds)
+    model_patterns = [listing.split_pattern(p)[0] for p in patterns]
+    show_tags = show_tags or any(tag is not None for _, tag in map(listing.split_pattern, patterns))
+    entries = [e for e in catalogue.find("model", model_patterns, plugin) if not pretrained or e.pretrained]
+    if show_tags:
+        rows = listing.tag_rows(catalogue, entries, patterns)  # type: ignore[arg-type]
+    else:
+        rows = listing.model_rows(catalogue, entries)  # type: ignore[arg-type]
     for pattern in patterns:
-        if not any(c in pattern for c in "*?[") and not catalogue.find("model", [pattern], plugin):
-            catalogue.get("model", pattern)  # an exact name that does not exist: say what is close
+        model, tag = listing.split_pattern(pattern)
+        if any(c in pattern for c in "*?["):
+            continue
+        if not catalogue.find("model", [model], plugin):
+            catalogue.get("model", model)  # an exact name that does not exist: say what is close
+        elif tag is not None and not any(r.tag == tag for r in rows):
+            catalogue.resolve_model(pattern)  # an exact tag that does not exist: say which are close
+    rows, notes = listing.select(rows, limits, sort, lambda line: click.echo(f"zoo: {line}", err=True))
     if as_json:
-        echo_json([
-            {
-                "name": e.name,
-                "qualified": e.qualified,
-                "plugin": e.plugin,
-                "default": catalogue.is_default("model", e),
-                "family": e.family,
-                "input_size": e.input_size,
-                "num_classes": e.num_classes,
-                "pretrained": list(e.pretrained),
-                "default_tag": e.default_tag,
-            }
-            for e in entries
-        ])  # fmt: skip
+        for note in notes:
+            click.echo(f"zoo: {note}", err=True)
+        echo_json([r.to_dict(catalogue) for r in rows])
         return
-    rows = []
-    for e in entries:
-        tags = f"{len(e.pretrained)} ({e.default_tag})" if e.pretrained else ""
-        size = "x".join(map(str, e.input_size[1:]))
-        rows.append((catalogue.display_name("model", e), e.plugin, e.family, size, tags))
-    from zoo_core.table import format_table
+    from zoo_core.table import format_table, terminal_width
 
-    click.echo(format_table(["name", "plugin", "family", "input", "pretrained (default)"], rows))
-    click.echo(f"{len(rows)} models. A bare name means the first plugin's model; others: plugin:name.")
+    headers, cells, whole, right = listing.list_table(rows, show_tags, limits, sort)
+    click.echo(format_table(headers, cells, width=terminal_width(), keep=whole, right=right))
+    if show_tags:
+        models = len({r.entry.qualified for r in rows})
+        click.echo(f"{len(rows)} tag{'' if len(rows) == 1 else 's'} of {models} model{'' if models == 1 else 's'}.")
+    else:
+        click.echo(f"{len(rows)} models. A bare name means the first plugin's model; others: plugin:name.")
+    for note in notes:
+        click.echo(f"({note})")
 
 
 @cli.command("info")
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--no-stats", is_flag=True, help="Skip building the model to count parameters and GMACs.")
+@click.option("--no-stats", is_flag=True, help="Leave out parameters and GMACs (counted once where no metadata says).")
 def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
-    """Show a model's plugin, size, cost, preprocessing and pretrained tags."""
-    from zoo_core.models import model_info
+    """Show a model's plugin, size, cost, preprocessing and pretrained tags (MODEL.TAG: that tag's)."""
+    from zoo_core import listing
+    from zoo_core.models import model_info, resolve
+    from zoo_core.plugins import get_catalogue
 
-    info = model_info(model, stats=not no_stats)
+    entry, tag = resolve(model)
+    info = model_info(model, stats=False)
+    if not no_stats:
+        from zoo_core.stats_cache import lookup, model_query
+
+        counted = lookup([model_query(entry)], ["num_params", "gmacs"])[0]
+        info.update({k: v for k, v in counted.items() if v is not None})
     if as_json:
         echo_json(info)
         return
-    click.echo(f"{info['qualified']}  ({info['family']})  {info['description']}")
+    from zoo_core.table import format_table, terminal_width
+
+    width = terminal_width()
+    _echo_wrapped(f"{info['qualified']}  ({info['family']})  ", info["description"], width)
     if info["also_in"]:
         means = "means this one" if info["default"] else "is another plugin's"
-        click.echo(f"  also in: {', '.join(info['also_in'])} -- the bare name '{info['name']}' {means}")
-    click.echo(f"  input size    {info['input_size']}   mean {info['mean']}  std {info['std']}")
+        click.echo(f"  also in       {', '.join(info['also_in'])} -- the bare name '{info['name']}' {means}")
+    size, at = "x".join(map(str, info["input_size"])), "x".join(map(str, info["input_size"][1:]))
+    least = info.get("min_input_size")
+    click.echo(f"  input         {size}" + (f" (at least {'x'.join(map(str, least[1:]))})" if least else ""))
+    click.echo(f"  mean          {' '.join(f'{v:g}' for v in info['mean'])}")
+    click.echo(f"  std           {' '.join(f'{v:g}' for v in info['std'])}")
     click.echo(f"  classes       {info['num_classes']}")
-    if "num_params" in info:
-        click.echo(f"  parameters    {info['num_params']:,}")
-        click.echo(f"  GMACs         {info['gmacs']} at {'x'.join(map(str, info['input_size'][1:]))}")
-    if info["pretrained"]:
-        click.echo(f"  pretrained    {len(info['pretrained'])} tags, default {info['default_tag']}")
-        for tag, meta in info["pretrained"].items():
-            metrics = {k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
-            shown = "  ".join(f"{k}={v}" for k, v in list(metrics.items())[:4])
-            click.echo(f"    {info['name']}.{tag:<24} {meta.get('source', '')}  {shown}")
+    if not no_stats:
+        params = f"{info['num_params']:,}" if "num_params" in info else "unknown"
+        gmacs = f"{listing.fmt_gmacs(info['gmacs'])} at {at}" if "gmacs" in info else "unknown"
+        click.echo(f"  parameters    {params}")
+        click.echo(f"  GMACs         {gmacs}")
+    if not info["pretrained"]:
+        click.echo("  pretrained    none")
+        return
+    click.echo(f"  pretrained    {len(info['pretrained'])} tags, default {info['default_tag']}")
+    rows = listing.tag_rows(get_catalogue(), [entry], [f"{entry.qualified}.{tag}"] if tag else [])
+    shared, headers, table, right = listing.tags_table(rows)
+    if shared:
+        click.echo(f"  every tag     {', '.join(f'{k} {v}' for k, v in shared)}")
+    if all(r.top1 is None for r in rows):
+        click.echo("  accuracy      unknown: no metrics in the weights' metadata")
+    if not tag:
+        click.echo()
+        words = {"source", "dataset", "interpolation", "licence"}
+        whole = {i for i, h in enumerate(headers) if h not in words}
+        click.echo(format_table(headers, table, width=width, keep=whole, right=right))
+    else:  # one tag: a line per field reads better than a one-row table
+        weights = entry.pretrained[tag]
+        for header, value in zip(headers, table[0], strict=True):
+            _echo_wrapped(f"  {header:<13} ", value, width)
+        for key, label in (("description", "about"), ("recipe", "recipe"), ("url", "url"), ("hf_hub_id", "hub id"),
+                           ("path", "path")):  # fmt: skip
+            if weights.get(key):
+                _echo_wrapped(f"  {label:<13} ", str(weights[key]), width)
+
+
+def _echo_wrapped(label: str, text: str, width: int | None) -> None:
+    import textwrap
+
+    if width is None or len(label) + len(text) <= width:
+        click.echo(label + text)
+        return
+    indent = " " * len(label)
+    click.echo(textwrap.fill(text, width=max(width, len(label) + 20), initial_indent=label, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False))  # fmt: skip
 
 
 @cli.command("plugins")
@@ -243,20 +309,21 @@ def cache_group() -> None:
 
 @cache_group.command("clear")
 def cache_clear() -> None:
-    """Delete the catalogue cache (rebuilt on the next command)."""
+    """Delete the catalogue cache and the counted parameters and GMACs (rebuilt when next needed)."""
     import shutil
 
     from zoo_core.paths import cache_dir
 
-    path = cache_dir() / "catalogue"
-    if not path.exists():
-        click.echo(f"nothing to remove: {path} does not exist")
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError as e:
-        raise ZooError(f"cannot remove {path}: {e.strerror or e}") from None
-    click.echo(f"removed {path}")
+    removed = []
+    for path in (cache_dir() / "catalogue", cache_dir() / "stats"):
+        if not path.exists():
+            continue
+        try:
+            shutil.rmtree(path)
+        except OSError as e:
+            raise ZooError(f"cannot remove {path}: {e.strerror or e}") from None
+        removed.append(str(path))
+    click.echo(f"removed {', '.join(removed)}" if removed else f"nothing to remove in {cache_dir()}")
 
 
 def main(argv: list[str] | None = None) -> int:

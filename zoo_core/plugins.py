@@ -449,6 +449,10 @@ class PluginHost:
         suffix = ".summary.json" if part == "summary" else ".json"
         return cache_dir() / "catalogue" / f"{info.name}-{self._cache_key(info)}{suffix}"
 
+    def cache_key(self, plugin: str) -> str:
+        """The key of the plugin's cached metadata: other caches of what a plugin registered use it too."""
+        return self._cache_key(self.infos[plugin])
+
     def _cache_key(self, info: PluginInfo) -> str:
         from zoo_core import __version__
 
