@@ -193,3 +193,17 @@ def test_a_built_wheel_carries_the_benchmark_suites(tmp_path):
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "bench = zoo_bench.plugin" in text and "train = zoo_train" in text
     assert not [n for n in names if "zoo_example" in n]  # plugins/example is a distribution of its own
+
+
+def test_every_guarantee_in_the_readme_names_tests_that_exist():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## What zoo guarantees") : readme.index("## Files")]
+    named = re.findall(r"\[(test_\w+\.py)\]((?:\s*`test_\w+\*?`,?)*)", section)
+    assert len(named) >= 6
+    for filename, names in named:
+        text = (ROOT / "tests" / filename).read_text()
+        for name in re.findall(r"`(test_\w+?)(\*?)`", names):
+            pattern = rf"def {name[0]}\w*\(" if name[1] else rf"def {name[0]}\("
+            assert re.search(pattern, text), f"README names {filename}::{''.join(name)}, which is not there"
