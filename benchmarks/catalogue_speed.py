@@ -20,21 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def recorded_args(argv: list[str]) -> list[str]:
-    """The command's arguments as a results file records them: an absolute path becomes relative to the
-    repository when inside it, else just its file name (a temporary folder means nothing elsewhere)."""
-    out = []
-    for word in argv:
-        option, eq, value = word.partition("=")
-        prefix, path = (f"{option}=", value) if eq and option.startswith("-") else ("", word)
-        if os.path.isabs(path):
-            p = Path(path).resolve()
-            word = prefix + (p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else p.name)
-        out.append(word)
-    return out
+from zoo_bench.provenance import recorded_args
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:

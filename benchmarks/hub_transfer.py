@@ -24,19 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from zoo_bench.provenance import recorded_args
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_bench_write"
 
-
-def recorded_args(argv: list[str]) -> list[str]:
-    """Arguments as the results file records them: absolute paths relative to the repository, or just a name."""
-    out = []
-    for word in argv:
-        if os.path.isabs(word):
-            p = Path(word).resolve()
-            word = p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else p.name
-        out.append(word)
-    return out
 
 
 def timed(fn, *args, **kwargs) -> float:

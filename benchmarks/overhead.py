@@ -13,7 +13,6 @@ rounds. The tight loop must not be more than 3% faster.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys
@@ -21,23 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo_bench.provenance import recorded_args
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 LIMIT = 0.03
 
-
-def recorded_args(argv: list[str]) -> list[str]:
-    """The command's arguments as a results file records them: an absolute path becomes relative to the
-    repository when inside it, else just its file name (a temporary folder means nothing elsewhere)."""
-    out = []
-    for word in argv:
-        option, eq, value = word.partition("=")
-        prefix, path = (f"{option}=", value) if eq and option.startswith("-") else ("", word)
-        if os.path.isabs(path):
-            p = Path(path).resolve()
-            word = prefix + (p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else p.name)
-        out.append(word)
-    return out
 
 
 def tight_loop(model_name: str, batch: int, warmup: int, iters: int) -> float:

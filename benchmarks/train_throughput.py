@@ -30,35 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo_bench.provenance import recorded_args, recorded_path
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-ROOT = Path(__file__).resolve().parent.parent
 NO_DATA = ("train_throughput: CIFAR-10 not found{where}: pass --data-dir DIR or set ZOO_DATA "
            "(a folder holding cifar10/{{train,test}}/<class>/*.jpg)")  # fmt: skip
 
 
-def recorded_path(path: str | Path) -> str:
-    """``path`` as a results file records it: ``$ZOO_DATA/...``, relative to the repository, or its name."""
-    p = Path(path).expanduser().resolve()
-    zoo_data = os.environ.get("ZOO_DATA")
-    if zoo_data and p.is_relative_to(base := Path(zoo_data).expanduser().resolve()):
-        return Path("$ZOO_DATA", p.relative_to(base)).as_posix()
-    if p.is_relative_to(ROOT):
-        return p.relative_to(ROOT).as_posix()
-    return p.name
-
-
-def recorded_args(argv: list[str]) -> list[str]:
-    """The command's arguments with every absolute path in the form :func:`recorded_path` gives it."""
-    out = []
-    for word in argv:
-        option, eq, value = word.partition("=")
-        if eq and option.startswith("-") and os.path.isabs(value):
-            word = f"{option}={recorded_path(value)}"
-        elif os.path.isabs(word):
-            word = recorded_path(word)
-        out.append(word)
-    return out
 
 
 def tutorial_loader(folder: Path, batch_size: int, workers: int, shuffle: bool = True) -> Any:

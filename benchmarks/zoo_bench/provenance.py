@@ -1,0 +1,40 @@
+"""How the benchmark scripts record the command that made a results file: paths of this machine become
+``$ZOO_DATA/...``, a path relative to the repository, or a bare file name, so a committed result holds no
+absolute path of the machine it was measured on."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (zoo_bench lives in benchmarks/)
+
+
+def recorded_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a results file records it: ``$ZOO_DATA/...``, relative to the repository, or its name."""
+    p = Path(path).expanduser().resolve()
+    zoo_data = os.environ.get("ZOO_DATA")
+    if zoo_data and p.is_relative_to(base := Path(zoo_data).expanduser().resolve()):
+        return Path("$ZOO_DATA", p.relative_to(base)).as_posix()
+    if p.is_relative_to(ROOT):
+        return p.relative_to(ROOT).as_posix()
+    return p.name
+
+
+def recorded_args(argv: list[str]) -> list[str]:
+    """The arguments with every absolute path (``--out=/x`` too) in the form ``recorded_path`` gives it."""
+    out = []
+    for word in argv:
+        option, eq, value = word.partition("=")
+        if eq and option.startswith("-") and os.path.isabs(value):
+            word = f"{option}={recorded_path(value)}"
+        elif os.path.isabs(word):
+            word = recorded_path(word)
+        out.append(word)
+    return out
+
+
+def recorded_command(script: str, argv: list[str]) -> str:
+    """``python benchmarks/SCRIPT ARGS...`` as it is recorded."""
+    return shlex.join(["python", f"benchmarks/{script}", *recorded_args(argv)])
