@@ -361,7 +361,10 @@ def test_predict_reads_pictures_as_the_weights_library_does(tmp_path: Path, publ
     references["timm:efficientnet_b0.rand"] = timm.data.create_transform(
         **timm.data.resolve_data_config({}, model=timm_model))
     for spec, transform in references.items():
-        results = predict(spec, [str(p) for p in pictures], top_k=3, batch_size=2, device="cpu")
+        batches: list[tuple[int, int]] = []
+        results = predict(spec, [str(p) for p in pictures], top_k=3, batch_size=2, device="cpu",
+                          progress=lambda done, total, seen=batches: seen.append((done, total)))  # fmt: skip
+        assert batches == [(2, 3), (3, 3)] and [len(r.top) for r in results] == [3, 3, 3]
         net = published[spec].eval()
         with torch.no_grad():
             expected = torch.softmax(net(torch.stack([transform(Image.open(p).convert("RGB"))
@@ -423,6 +426,10 @@ def test_gradcam_target_layer_and_text_output(tmp_path: Path, published: dict, c
     names = [r["name"] for r in rows]
     assert names[0] == "conv1" and "layer4" in names and len(names) == len(set(names))
     assert {"name", "type", "channels", "size", "stride", "layout"} <= set(rows[0])
+    assert main(["activations", "improvedcnn", "--list-layers"]) == 0  # no weights needed to list layers
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("features.20 "))
+    assert row.split() == ["features.20", "ReLU", "256", "4x4", "8", "NCHW"]
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def activations_cmd(model: str | None, model_option: str | None, image: str | No
 
     \b
     zoo activations resnet18.tv_in1k --image cat.jpg --layer layer1.0.conv1 --out maps.png
-    zoo activations simplecnn.run1 --list-layers
+    zoo activations resnet18 --list-layers
     """
     from zoo_core.output import check_plot
     from zoo_vision.activations import activations
@@ -139,7 +139,9 @@ def activations_cmd(model: str | None, model_option: str | None, image: str | No
 
     spec = the_model(model, model_option)
     if list_layers:
-        rows = layers_of(load_model(spec, device=device, img_size=img_size))
+        # The layers are the architecture's: without a tag named, no weights need to be read (or downloaded).
+        named_tag = "." in spec.rpartition(":")[2]
+        rows = layers_of(load_model(spec, pretrained=named_tag, device=device, img_size=img_size))
         if as_json:
             echo_json(rows)
             return
