@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 from zoo_registry import store
-from zoo_vision import activations, gradcam, gradcam_maps, load_model, predict
+from zoo_vision import activations, gradcam, gradcam_maps, list_layers, load_model, predict
 from zoo_vision.geometry import input_window
 from zoo_vision.pictures import grid_layout
 
@@ -285,6 +285,28 @@ def test_an_nhwc_layer_gives_the_map_of_its_nchw_twin(tmp_path: Path) -> None:
     assert hooks_left(nhwc) == []
 
 
+def test_a_plain_timm_model_and_a_preprocessing_dict(tmp_path: Path) -> None:
+    """A model built by timm itself: its own pretrained_cfg is the preprocessing, feature_info the layer."""
+    import timm
+
+    torch.manual_seed(0)
+    net = timm.create_model("resnet10t", num_classes=4)
+    loaded = load_model(net, img_size=64, device="cpu")
+    assert loaded.preprocessing.input_size == (3, 64, 64) and loaded.preprocessing.interpolation == "bicubic"
+    assert loaded.labels == ["0", "1", "2", "3"] and loaded.name == "ResNet"
+    cam = gradcam(loaded, photo(tmp_path / "p.png"))
+    assert (cam.layer, cam.layer_source) == ("layer4", "timm feature_info") and cam.map.shape == (50, 70)
+    given = load_model(TinyCNN(inplace=False), device="cpu", labels=["a", "b", "c"],
+                       preprocessing={"input_size": [3, 16, 16], "mean": [0.5] * 3, "std": [0.25] * 3})  # fmt: skip
+    assert given.preprocessing.input_size == (3, 16, 16) and given.labels == ["a", "b", "c"]
+    with pytest.raises(UsageError, match="2 labels given"):
+        load_model(TinyCNN(inplace=False), preprocessing=TINY_PRE, labels=["a", "b"])
+    with pytest.raises(UsageError, match="give preprocessing="):
+        load_model(TinyCNN(inplace=False))
+    with pytest.raises(UsageError, match="preprocessing: "):
+        load_model(TinyCNN(inplace=False), preprocessing={"input_size": [3, 16], "mean": [0.5] * 3, "std": [1] * 3})
+
+
 def test_a_model_without_feature_maps_is_a_clear_error(tmp_path: Path) -> None:
     flat = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3))
     loaded = tiny(flat)
@@ -319,6 +341,7 @@ def test_catalogue_cnns(tmp_path: Path, name: str, img_size: int | None, layer: 
     assert cam.peak is None or (0 <= cam.peak[0] < 70 and 0 <= cam.peak[1] < 50)
     assert 0 < cam.probability <= 1 and cam.index == cam.predicted
     assert acts.layer == first_conv and acts.maps.dim() == 3 and torch.isfinite(acts.maps).all()
+    assert [row["name"] for row in list_layers(loaded)][0] == first_conv
     assert hooks_left(loaded.model) == []
 
 

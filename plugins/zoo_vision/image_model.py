@@ -110,14 +110,9 @@ def _preprocessing(value: Any) -> Preprocessing:
     """A Preprocessing from itself, its dict form, or a timm ``pretrained_cfg``."""
     if isinstance(value, Preprocessing):
         return value
-    from zoo_core.weights import validate_tag
+    from zoo_core.weights import PREPROCESSING_FIELDS, from_dict, validate_tag
 
-    keys = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode", "resize_size")
-    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(value).items() if k in keys}
-    if given.get("crop_mode") not in (None, "center", "squash", "border"):
-        given.pop("crop_mode")  # timm's other modes are not zoo's; a centre crop is what they default to
-    from zoo_core.weights import from_dict
-
+    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(value).items() if k in PREPROCESSING_FIELDS}
     try:
         meta = validate_tag("model", "given", {"source": "given", "num_classes": 1, "preprocessing": given},
                             {"input_size": given.get("input_size"), "mean": given.get("mean"),
