@@ -30,7 +30,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MODEL_KEYS = {
     "family", "description", "input_size", "mean", "std", "num_classes", "min_input_size", "takes_input_size",
-    "takes_features_only", "pretrained", "default_tag",
+    "takes_features_only", "pretrained", "default_tag", "gradcam_layer",
 }  # fmt: skip
 
 
@@ -208,6 +208,10 @@ def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -
     for flag in ("takes_input_size", "takes_features_only"):
         if metadata.get(flag):
             meta[flag] = True
+    if metadata.get("gradcam_layer") is not None:
+        if not isinstance(metadata["gradcam_layer"], str) or not metadata["gradcam_layer"]:
+            raise ValueError(f"model {name!r}: gradcam_layer must be a module name such as 'features.7'")
+        meta["gradcam_layer"] = metadata["gradcam_layer"]
     pretrained = metadata.get("pretrained") or {}
     if not isinstance(pretrained, dict):
         raise ValueError(f"model {name!r}: pretrained must be a dict of tag -> metadata")

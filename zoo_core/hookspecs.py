@@ -25,9 +25,11 @@ def zoo_register_models(register: Any) -> None:
     ``description``, ``input_size`` (C, H, W), ``mean``, ``std``, ``num_classes`` (default classes),
     ``min_input_size``, ``takes_input_size`` (the builder takes ``input_size=(H, W)`` and sizes its
     classifier to it), ``takes_features_only`` (the builder handles ``features_only=True`` and
-    ``num_classes=0`` itself; zoo does it for the others), ``pretrained`` ({tag: weights metadata, see
-    ``zoo_core.weights``}) and ``default_tag``. The result is cached per plugin version, so it must not
-    depend on user data. A builder given ``pretrained=TAG`` may set ``model.pretrained_cfg["label_names"]``.
+    ``num_classes=0`` itself; zoo does it for the others), ``gradcam_layer`` (the module whose feature maps
+    Grad-CAM explains, e.g. ``"features.7"``; found automatically when left out), ``pretrained`` ({tag:
+    weights metadata, see ``zoo_core.weights``}) and ``default_tag``. The result is cached per plugin version,
+    so it must not depend on user data. A builder given ``pretrained=TAG`` may set
+    ``model.pretrained_cfg["label_names"]``.
     """
 
 

@@ -20,12 +20,14 @@ def zoo_register_models(register: Any) -> None:
         "simplecnn",
         build_simplecnn,
         description="Three 3x3 conv blocks (32, 64, 128) with max-pool, fc 512, dropout 0.5",
+        gradcam_layer="features.7",  # the ReLU of the last conv, before its pool: stride 4
         **common,
     )
     register(
         "improvedcnn",
         build_improvedcnn,
         description="Six 3x3 convs in four stages (32; 64x2; 128x2; 256), batch norm, fc 512, dropout 0.3",
+        gradcam_layer="features.20",  # the ReLU of the last conv, before its pool: stride 8
         **common,
     )
 
