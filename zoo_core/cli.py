@@ -175,7 +175,9 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
     if not info["pretrained"]:
         click.echo("  pretrained    none")
         return
-    click.echo(f"  pretrained    {len(info['pretrained'])} tags, default {info['default_tag']}")
+    count = len(info["pretrained"])
+    default = info["default_tag"] or f"none (set one: zoo registry default {info['name']} TAG)"
+    click.echo(f"  pretrained    {count} tag{'s' if count != 1 else ''}, default {default}")
     rows = listing.tag_rows(get_catalogue(), [entry], [f"{entry.qualified}.{tag}"] if tag else [])
     shared, headers, table, right = listing.tags_table(rows)
     if shared:
