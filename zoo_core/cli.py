@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as e:
-        click.echo(f"zoo: error: {e}", err=True)
+        if e.report:
+            click.echo(f"zoo: error: {e}", err=True)
         return e.exit_code
     except click.ClickException as e:
         e.show()

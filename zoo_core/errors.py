@@ -7,6 +7,8 @@ class ZooError(Exception):
     """Base of every error zoo reports to a user; the CLI prints it as one line."""
 
     exit_code = 1
+    # False when another process of the same distributed run prints this very error (rank 0 does).
+    report = True
 
 
 class UsageError(ZooError):
