@@ -32,8 +32,8 @@ TIMEOUT_ENV = "ZOO_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
 OPS = ("sum", "mean", "max", "min")
 # What gloo and NCCL say when a peer has gone; anything else a collective raises is a bug, not a lost peer.
-_PEER_LOST = re.compile(r"connection (closed|reset)|broken pipe|timed out|timeout|nccl|gloo|socket|peer|"
-                        r"communicator", re.IGNORECASE)  # fmt: skip
+_PEER_LOST = re.compile(r"connection (closed|reset|refused)|broken pipe|timed out|collective operation timeout|"
+                        r"\bnccl\b|\bgloo\b", re.IGNORECASE)  # fmt: skip
 
 
 class CommunicationError(ZooError):

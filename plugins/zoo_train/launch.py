@@ -95,17 +95,15 @@ def launch(launch: Launch, worker_args: list[str], command: str, info: Any = Non
     from torch.distributed.run import get_args_parser, run
 
     argv = launch.torchrun_args(worker_args)
-    if "OMP_NUM_THREADS" not in os.environ:
-        # One machine's cores shared out among its processes (torchrun alone would give each one thread).
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // launch.processes))
-    os.environ[COMMAND_ENV] = command
+    # One machine's cores shared out among its processes (torchrun alone would give each one thread).
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // launch.processes))
     if info is not None:
         where = f"; rendezvous at {launch.rdzv_endpoint}" if launch.rdzv_endpoint else ""
         info(f"starting {launch.processes} process(es) on this machine, {launch.machines} machine(s) in all, "
-             f"{os.environ['OMP_NUM_THREADS']} CPU thread(s) each{where}: python -m torch.distributed.run "
-             f"{shlex.join(argv)}")  # fmt: skip
+             f"{threads} CPU thread(s) each{where}: python -m torch.distributed.run {shlex.join(argv)}")  # fmt: skip
     try:
-        with _quiet_torchrun():
+        # torchrun hands its own environment to the workers.
+        with _quiet_torchrun(), _environment(OMP_NUM_THREADS=threads, **{COMMAND_ENV: command}):
             run(get_args_parser().parse_args(argv))
     except ChildFailedError as e:
         return _verdict(e)
@@ -135,6 +133,21 @@ def _verdict(error: Any) -> int:
     how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
     raise LaunchError(f"rank {rank} (local rank {failure.local_rank}, pid {failure.pid}) {how} and the run stopped; "
                       "continue it with the same command and --resume")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the block, then the environment as it was."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
