@@ -3,7 +3,9 @@ as two ranks under torchrun (``--nproc-per-node 2``, gloo, DistributedDataParall
 data and effective batch (one process of ``2B`` against two ranks of ``B``).
 
 Both sides use every core: the single process runs torch's default of one thread per core; each rank gets
-an equal share (``OMP_NUM_THREADS`` = cores / ranks, what ``zoo train --nproc-per-node`` sets). The figure is
+an equal share (``OMP_NUM_THREADS`` = cores / ranks, what ``zoo train --nproc-per-node`` sets). A third
+configuration, one process on one thread, separates what the ranks gain from splitting the work from what
+they gain by not sharing one process's threads. The figure is
 what the runs record for each epoch: training images of all ranks over the slowest rank's epoch time
 (data loading and validation excluded); epoch 1 is a warm-up and is left out, and a round's figure is the
 median of the others. The configurations alternate for ``--rounds`` rounds, each run started once the CPUs
@@ -30,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(args: argparse.Namespace, ranks: int, home: Path, tag: str) -> dict[str, Any]:
+def one_run(args: argparse.Namespace, ranks: int, threads: int | None, home: Path, tag: str) -> dict[str, Any]:
     """One ``zoo train`` (under torchrun when ``ranks`` > 1); its per-epoch images/s and the load around it."""
     from zoo_bench.idle import busy_fraction, wait_until_idle
 
@@ -44,7 +46,9 @@ def one_run(args: argparse.Namespace, ranks: int, home: Path, tag: str) -> dict[
     waited = wait_until_idle(max_wait=args.max_idle_wait)
     busy = busy_fraction(1.0)
     load = os.getloadavg()
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # zoo's own choice of threads
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch's or zoo's own choice
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     began = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env={**env, "ZOO_HOME": str(home)}, check=False)
     wall = time.perf_counter() - began
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="simplecnn")
     parser.add_argument("--batch-size", type=int, default=128, help="effective batch (default 128)")
     parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--train-size", type=int, default=8000, help="synthetic training images (default 8000)")
+    parser.add_argument("--train-size", type=int, default=4000, help="synthetic training images (default 4000)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run, the first one a warm-up")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-idle-wait", type=float, default=120.0, help="seconds to wait for idle CPUs")
@@ -79,17 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     configs = {
         "one_process": {"ranks": 1, "batch_size_per_rank": args.batch_size, "threads_per_rank": cores},
+        "one_process_one_thread": {"ranks": 1, "batch_size_per_rank": args.batch_size, "threads_per_rank": 1},
         f"{args.ranks}_ranks": {"ranks": args.ranks, "batch_size_per_rank": args.batch_size // args.ranks,
                                 "threads_per_rank": max(1, cores // args.ranks)},
     }  # fmt: skip
+    forced = {"one_process_one_thread": 1}  # the others: torch's default, or zoo's share per rank
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory(prefix="zoo-ddp-bench-") as tmp:
         for r in range(args.rounds):
             order = list(configs) if r % 2 == 0 else list(reversed(configs))
             for name in order:
-                run = one_run(args, configs[name]["ranks"], Path(tmp) / f"{name}-{r}", f"bench{r}")
+                run = one_run(args, configs[name]["ranks"], forced.get(name), Path(tmp) / f"{name}-{r}", f"bench{r}")
                 rounds[name].append(run)
-                print(f"round {r + 1}: {name:<12} {run['images_per_s']:>8,.1f} images/s  (cpu busy before "
+                print(f"round {r + 1}: {name:<22} {run['images_per_s']:>8,.1f} images/s  (cpu busy before "
                       f"{run['cpu_busy_before']}, load {run['load_avg_before'][0]})", file=sys.stderr)  # fmt: skip
     results = {}
     for name, runs in rounds.items():
