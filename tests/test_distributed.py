@@ -41,6 +41,13 @@ def build_flatnet(num_classes=4, in_chans=3):
                          nn.Linear(24, num_classes))
 
 
+def build_bnnet(num_classes=4, in_chans=3):
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Conv2d(in_chans, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(24, num_classes))
+
+
 def dumping(job):
     from safetensors.torch import save_file
     from zoo_train.loop import train_classifier
@@ -69,6 +76,8 @@ def unsynced(job):
 @hookimpl
 def zoo_register_models(register):
     register("flatnet", build_flatnet, family="probe", description="conv, relu, pool, linear",
+             input_size=(3, 8, 8), num_classes=4)
+    register("bnnet", build_bnnet, family="probe", description="conv, batch norm, relu, pool, linear",
              input_size=(3, 8, 8), num_classes=4)
 
 
@@ -218,30 +227,37 @@ def test_a_trainer_that_does_not_average_gradients_publishes_nothing(probe) -> N
 
 def test_two_machines_on_loopback_train_and_publish_once(probe, tmp_path: Path, monkeypatch) -> None:
     homes = [tmp_path / "machine0", tmp_path / "machine1"]  # no shared ZOO_HOME: only rank 0 may write
-    # 101 training images: the ranks' shares are padded to 51 each.
-    args = ["train", "flatnet", *synthetic(train_size=101, test_size=51), "--epochs", "1", "--batch-size", "8",
-            "--tag", "loop", "--nproc-per-node", "1", "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
+    # 101 training images: the ranks' shares are padded to 51 each. Batch norm: each rank's statistics are
+    # its own share's until they are averaged; evaluated on shards, they must agree with one process.
+    args = ["train", "bnnet", *synthetic(train_size=101, test_size=51), "--epochs", "1", "--batch-size", "8",
+            "--tag", "loop", "--trainer", "dumping", "--nproc-per-node", "1", "--nnodes", "2",
+            "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    dump = tmp_path / "dump"
+    dump.mkdir()
     procs = [subprocess.Popen([sys.executable, "-m", "zoo_core", *args, "--node-rank", str(i)], text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**os.environ, "ZOO_HOME": str(home)})  # fmt: skip
+                              env={**os.environ, "ZOO_HOME": str(home), "PROBE_DUMP": str(dump)})  # fmt: skip
              for i, home in enumerate(homes)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+    rank0, rank1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "weights or batch-norm statistics differ"
+    assert not torch.equal(rank0["1.running_var"], torch.ones(6))  # statistics gathered, then averaged
     written = [home for home in homes if home.exists() and any(home.rglob("*"))]
     assert len(written) == 1, "exactly one machine (the one with rank 0) wrote the run and the registry entry"
     files = sorted(str(p.relative_to(written[0])) for p in written[0].rglob("*") if p.is_file())
     assert [f for f in files if not f.startswith("registry/.locks")] == [
-        "registry/probe/flatnet/loop/README.md", "registry/probe/flatnet/loop/config.json",
-        "registry/probe/flatnet/loop/metrics.json", "registry/probe/flatnet/loop/model.safetensors",
-        "runs/probe-flatnet-loop/run.json"]  # fmt: skip
-    assert sum(out.count("published flatnet.loop") for out, _ in outputs) == 1
+        "registry/probe/bnnet/loop/README.md", "registry/probe/bnnet/loop/config.json",
+        "registry/probe/bnnet/loop/metrics.json", "registry/probe/bnnet/loop/model.safetensors",
+        "runs/probe-bnnet-loop/run.json"]  # fmt: skip
+    assert sum(out.count("published bnnet.loop") for out, _ in outputs) == 1
 
     monkeypatch.setenv("ZOO_HOME", str(written[0]))
     plugins.reset()
-    entry = store.get("flatnet", "loop")
+    entry = store.get("bnnet", "loop")
     distributed = entry.config["training"]["distributed"]
     assert (distributed["world_size"], distributed["nodes"]) == (2, 2)
-    report = evaluate_published("flatnet.loop", "synthetic", device="cpu",
+    report = evaluate_published("bnnet.loop", "synthetic", device="cpu",
                                 data_options={"num_classes": 4, "image_size": 8, "train_size": 101,
                                               "test_size": 51})  # fmt: skip
     assert report["top1"] == entry.metrics["top1"] and report["num_samples"] == entry.metrics["num_samples"] == 51
