@@ -239,7 +239,8 @@ def test_two_machines_on_loopback_train_and_publish_once(probe, tmp_path: Path, 
                               env={**os.environ, "ZOO_HOME": str(home), "PROBE_DUMP": str(dump)})  # fmt: skip
              for i, home in enumerate(homes)]
     outputs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(f"-- machine {i}:\n{out}{err}"
+                                                             for i, (out, err) in enumerate(outputs))  # fmt: skip
     rank0, rank1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "weights or batch-norm statistics differ"
     assert not torch.equal(rank0["1.running_var"], torch.ones(6))  # statistics gathered, then averaged

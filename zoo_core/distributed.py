@@ -216,12 +216,21 @@ class Distributed:
 
     # -- leaving -----------------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Leave the process group if zoo joined it."""
+    def close(self, wait: bool = True) -> None:
+        """Leave the process group if zoo joined it: with ``wait``, once every rank is here (a run that
+        ended well); without it at once (a run that failed, whose peers may be gone)."""
         if self.owned:
+            import gc
+
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if wait:
+                    with contextlib.suppress(CommunicationError):  # the run's work is done; a peer left early
+                        self.barrier()
+                # A DistributedDataParallel wrapper still alive in a reference cycle keeps the group's threads
+                # running into interpreter shutdown, where destroying them aborts the process (SIGABRT).
+                gc.collect()
                 dist.destroy_process_group()
             self.owned = False
 
@@ -345,5 +354,7 @@ def joined(timeout_s: float | None = None) -> Iterator[Distributed]:
     context = join(timeout_s)
     try:
         yield context
-    finally:
-        context.close()
+    except BaseException:
+        context.close(wait=False)
+        raise
+    context.close()

@@ -110,9 +110,10 @@ def launch(launch: Launch, worker_args: list[str], command: str, info: Any = Non
     except SignalException as e:
         raise KeyboardInterrupt from e  # Ctrl-C or a scheduler's SIGTERM: torchrun has stopped the workers
     except RendezvousError as e:
-        from zoo_core.isolation import one_line
+        from zoo_core.distributed import brief
 
-        raise LaunchError(f"the rendezvous at {launch.rdzv_endpoint or 'localhost'} failed ({one_line(e, 200)}); "
+        cause = f": {brief(e.__cause__)}" if e.__cause__ is not None else ""
+        raise LaunchError(f"the rendezvous at {launch.rdzv_endpoint or 'localhost'} failed ({brief(e)}{cause}); "
                           f"start the same zoo train command with --nnodes {launch.machines} and the same "
                           "--rdzv-endpoint on every machine") from None  # fmt: skip
     return 0
