@@ -176,8 +176,8 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
         click.echo("  pretrained    none")
         return
     count = len(info["pretrained"])
-    default = info["default_tag"] or f"none (set one: zoo registry default {info['name']} TAG)"
-    click.echo(f"  pretrained    {count} tag{'s' if count != 1 else ''}, default {default}")
+    default = f"default {info['default_tag']}" if info["default_tag"] else "no default"
+    click.echo(f"  pretrained    {count} tag{'s' if count != 1 else ''}, {default}")
     rows = listing.tag_rows(get_catalogue(), [entry], [f"{entry.qualified}.{tag}"] if tag else [])
     shared, headers, table, right = listing.tags_table(rows)
     if shared:
@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except ZooError as e:
-        click.echo(f"zoo: {e.label}: {e}", err=True)
+        if e.report:
+            click.echo(f"zoo: {e.label}: {e}", err=True)
         return e.exit_code
     except click.ClickException as e:
         e.show()

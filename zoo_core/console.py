@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Collection
 from typing import Any
 
 import click
@@ -26,9 +27,14 @@ def given(ctx: click.Context, name: str) -> bool:
 
 def command_line(ctx: click.Context) -> str:
     """The command as typed, rebuilt from the arguments and options given (not from their defaults)."""
-    words = ctx.command_path.split()
+    return shlex.join([*ctx.command_path.split(), *command_args(ctx)])
+
+
+def command_args(ctx: click.Context, exclude: Collection[str] = ()) -> list[str]:
+    """The command's arguments and options as given, less the parameters named in ``exclude``."""
+    words: list[str] = []
     for param in ctx.command.params:
-        if not param.name or not given(ctx, param.name):
+        if not param.name or param.name in exclude or not given(ctx, param.name):
             continue
         value = ctx.params[param.name]
         if isinstance(param, click.Argument):
@@ -45,4 +51,4 @@ def command_line(ctx: click.Context) -> str:
                 words += [flag, str(v)]
         else:
             words += [flag, str(value)]
-    return shlex.join(words)
+    return words

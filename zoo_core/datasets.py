@@ -162,14 +162,25 @@ def from_arrays(name: str, classes: Sequence[str], splits: dict[str, tuple[Any, 
 
 def batches(
     split: Split, batch_size: int, *, shuffle: bool = False, generator: Any = None, drop_last: bool = False,
-    start: int = 0,
+    start: int = 0, rank: int = 0, world_size: int = 1,
 ) -> Iterator[tuple[Any, Any]]:  # fmt: skip
     """(uint8 N x C x H x W images, labels) batches; a final batch of one is dropped when training
-    (batch norm cannot use it). ``start`` skips that many batches."""
+    (batch norm cannot use it). ``start`` skips that many batches.
+
+    With ``world_size`` above 1, this rank's share, as ``DistributedSampler`` deals it: the epoch's order
+    (the same permutation on every rank, given generators seeded alike) is padded by repeating its head to
+    a multiple of ``world_size``, and rank ``r`` takes positions ``r, r + world_size, ...``. Every rank
+    gets the same number of batches, and batch ``i`` of all ranks together is batch ``i`` of one process
+    with ``batch_size * world_size``. Evaluation should not pad: see ``shard_indices``.
+    """
     import torch
 
-    n = len(split)
-    order = torch.randperm(n, generator=generator) if shuffle else None
+    if world_size > 1:
+        order = torch.randperm(len(split), generator=generator) if shuffle else torch.arange(len(split))
+        order = shard_indices(len(split), rank, world_size, order=order, pad=True)
+    else:
+        order = torch.randperm(len(split), generator=generator) if shuffle else None
+    n = len(split) if order is None else len(order)
     stop = n - n % batch_size if drop_last or (shuffle and n % batch_size == 1) else n
     for i in range(start * batch_size, stop, batch_size):
         if order is None:
@@ -179,8 +190,22 @@ def batches(
             yield split.pixels.index_select(0, idx).permute(0, 3, 1, 2), split.labels.index_select(0, idx)
 
 
-def num_batches(split: Split, batch_size: int, train: bool = False) -> int:
-    n = len(split)
+def shard_indices(n: int, rank: int, world_size: int, *, order: Any = None, pad: bool = False) -> Any:
+    """Rank ``rank``'s positions of ``order`` (default 0..n-1): every ``world_size``-th from ``rank``. With
+    ``pad`` the order is first extended by repeating its head to a multiple of ``world_size`` (equal shares,
+    as training needs); without it, each sample is in exactly one share (as exact evaluation needs)."""
+    import torch
+
+    order = torch.arange(n) if order is None else order
+    if pad and n % world_size:
+        extra = world_size - n % world_size
+        order = torch.cat([order, order.repeat(-(-extra // max(n, 1)))[:extra]])
+    return order[rank::world_size]
+
+
+def num_batches(split: Split, batch_size: int, train: bool = False, world_size: int = 1) -> int:
+    """How many batches ``batches`` yields (per rank, with ``world_size`` above 1)."""
+    n = len(split) if world_size == 1 else -(-len(split) // world_size)
     if train and n % batch_size == 1:
         n -= 1
     return -(-n // batch_size)

@@ -8,6 +8,8 @@ class ZooError(Exception):
 
     exit_code = 1
     label = "error"
+    # False when another process of the same distributed run prints this very error (rank 0 does).
+    report = True
 
 
 class UsageError(ZooError):

@@ -47,7 +47,8 @@ def zoo_register_trainers(register: Any) -> None:
     """Register trainers: ``register(name, factory, description=...)``.
 
     ``factory(job)`` trains ``job.model`` (a ``zoo_core.trainers.TrainJob``: model, data, pipelines,
-    device, settings, reporter) in place and returns a dict of metrics.
+    device, settings, reporter) in place and returns a dict of metrics. ``distributed=True`` declares that
+    it follows the contract for runs under torchrun (see ``zoo_core.trainers``); others run in one process.
     """
 
 

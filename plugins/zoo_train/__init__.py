@@ -4,7 +4,8 @@ commands (``zoo_train.training`` and ``zoo_train.evaluation`` are their library)
 ``classifier`` is the tutorial's supervised loop made fast and safe: cross-entropy with Adam or SGD over
 uint8 batches that are augmented and normalised on the device, autocast for bf16/fp16, a progress report,
 validation each epoch, an atomic safetensors checkpoint each epoch (``--resume`` continues from it), and a
-clear error when the loss stops being a number. A third-party trainer registers the same way and gets the
+clear error when the loss stops being a number; under torchrun, DistributedDataParallel over the ranks
+(``zoo train --nproc-per-node N``, ``zoo_train.launch``). A third-party trainer registers the same way and gets the
 same ``zoo_core.trainers.TrainJob``.
 """
 
@@ -21,7 +22,8 @@ def zoo_register_trainers(register: Any) -> None:
         "classifier",
         train_classifier,
         description="Supervised image classification: cross-entropy, Adam or SGD, per-epoch validation and "
-        "checkpoints, resumable",
+        "checkpoints, resumable; DistributedDataParallel under torchrun",
+        distributed=True,
     )
 
 

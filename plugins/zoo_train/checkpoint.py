@@ -46,14 +46,18 @@ def save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any
         raise TrainingError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
-    """Restore ``model`` and ``optimizer`` from ``path``; return the saved state."""
+def load_checkpoint(path: Path, model: Any, optimizer: Any, data: bytes | None = None) -> dict[str, Any]:
+    """Restore ``model`` and ``optimizer`` from ``path`` (or from ``data``, that file's bytes as rank 0 of a
+    distributed run read and broadcast them); return the saved state."""
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), "pt") as f:
-            header = json.loads(f.metadata()[META_KEY])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if data is None:
+            with safe_open(str(path), "pt") as f:
+                header = json.loads(f.metadata()[META_KEY])
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        else:
+            header, tensors = _from_bytes(data)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         optim = header.pop("optimizer")
         state: dict[int, dict[str, Any]] = {int(p): dict(optim["values"].get(p, {})) for p in optim["slots"]}
@@ -67,6 +71,16 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TrainingError(f"cannot resume from {path} ({msg}); start again with --overwrite") from None
     return header
+
+
+def _from_bytes(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, tensors) of a checkpoint file's bytes."""
+    from safetensors.torch import load
+
+    # The safetensors layout: an 8-byte little-endian length, then that many bytes of JSON header.
+    size = int.from_bytes(data[:8], "little")
+    metadata = json.loads(data[8 : 8 + size].decode())["__metadata__"]
+    return json.loads(metadata[META_KEY]), load(data)
 
 
 def _match_layout(optimizer: Any) -> None:

@@ -122,33 +122,60 @@ def _display_ref(model: str, tag: str) -> str:
 @click.option("--trainer", help="A trainer plugin (default: classifier).")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run (this --tag, else the newest).")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace a published tag or an unfinished run.")
+@click.option("--sync-bn", is_flag=True, default=None,
+              help="With several CUDA processes: BatchNorm over the global batch (SyncBatchNorm).")
+@click.option("--nproc-per-node", type=int,
+              help="Run under torchrun with N processes on this machine (DistributedDataParallel; "
+              "--batch-size is per process).")  # fmt: skip
+@click.option("--nnodes", type=int, help="Machines in the run (torchrun; needs --rdzv-endpoint).")
+@click.option("--node-rank", type=int, help="This machine's number, 0..nnodes-1 (torchrun).")
+@click.option("--rdzv-endpoint", metavar="HOST:PORT",
+              help="Where the machines meet (torchrun's c10d rendezvous): one machine's address, the same on all.")
+@click.option("--dist-timeout", type=float, metavar="SECONDS",
+              help="A process that waits this long for the others ends the run (default 600, or $ZOO_DIST_TIMEOUT).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, dataset: str,
-              data_opts: tuple[str, ...], resume: bool, as_json: bool, **options: Any) -> None:  # fmt: skip
+              data_opts: tuple[str, ...], resume: bool, as_json: bool, nproc_per_node: int | None,
+              nnodes: int | None, node_rank: int | None, rdzv_endpoint: str | None, dist_timeout: float | None,
+              **options: Any) -> int | None:  # fmt: skip
     """Train MODEL on a dataset, then evaluate it and publish the weights as MODEL.TAG.
 
     \b
     zoo train simplecnn --dataset cifar10 --epochs 10
     zoo train resnet18.imagenet1k_v1 --dataset imagefolder --data-dir DIR --freeze-backbone
+    zoo train resnet18 --dataset cifar10 --nproc-per-node 4
     """
+    import os
+
     from zoo_core.datasets import parse_options
+    from zoo_core.distributed import joined
+    from zoo_train.launch import COMMAND_ENV, LAUNCH_OPTIONS, Launch
     from zoo_train.training import train
 
     model = the_model(model, model_option)
     if options.get("pretrained"):
         deprecated(f"--pretrained {options['pretrained']}", f"{model.split('.')[0]}.{options['pretrained']}")
-    command = command_line(ctx)
     if data_opts:
         options["data_options"] = parse_options(data_opts)
-    reporter = ConsoleReporter()
-    try:
-        outcome = train(model, dataset, resume=resume, reporter=reporter, command=command, **options)
-    except KeyboardInterrupt:
-        reporter.close()
-        raise _interrupted(model, dataset, options) from None
-    finally:
-        reporter.close()
+    launch = Launch(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+    if launch.requested:
+        return _launch(ctx, launch, model, dataset, options, LAUNCH_OPTIONS)
+    command = os.environ.get(COMMAND_ENV) or command_line(ctx)
+    with joined(dist_timeout) as dist:
+        reporter = ConsoleReporter() if dist.is_main else Reporter()
+        try:
+            outcome = train(model, dataset, resume=resume, reporter=reporter, command=command, distributed=dist,
+                            **options)  # fmt: skip
+        except KeyboardInterrupt:
+            reporter.close()
+            if not dist.is_main:
+                raise
+            raise _interrupted(model, dataset, options) from None
+        finally:
+            reporter.close()
+    if not dist.is_main:
+        return None  # rank 0 prints the result
     m = outcome.metrics
     ref = _display_ref(outcome.entry.model_name, outcome.entry.tag)
     if as_json:
@@ -160,6 +187,24 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
     click.echo(f"  weights {outcome.entry.path}")
     data_dir = f" --data-dir {shlex.quote(options['data_dir'])}" if options.get("data_dir") else ""
     click.echo(f"  evaluate: zoo eval {ref} --dataset {dataset}{data_dir}")
+
+
+def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: dict[str, Any],
+            launch_options: tuple[str, ...]) -> int:  # fmt: skip
+    """Check what can be checked here, then run this very command under torchrun."""
+    from zoo_core.console import command_args
+    from zoo_core.distributed import Distributed
+    from zoo_core.plugins import get_catalogue
+    from zoo_train.distributed import check_world
+    from zoo_train.launch import launch as run_torchrun
+    from zoo_train.training import configure
+
+    launch.check()
+    config, _, _ = configure(model, dataset, options)  # bad options fail once, here, not once per process
+    world = Distributed(world_size=launch.processes * launch.machines)
+    check_world(get_catalogue().get("trainer", config.trainer), world, config, config.device)
+    reporter = ConsoleReporter()
+    return run_torchrun(launch, command_args(ctx, exclude=launch_options), command_line(ctx), info=reporter.info)
 
 
 @click.command("eval")

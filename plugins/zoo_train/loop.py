@@ -64,11 +64,13 @@ def scheduled_lr(config: Any, epoch: int, step: int, steps: int) -> float:
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * progress))
 
 
-def _diverged(value: float, epoch: int, step: int, lr: float) -> TrainingError:
-    return TrainingError(
+def _diverged(value: float, epoch: int, step: int, lr: float, job: TrainJob) -> TrainingError:
+    from zoo_train.distributed import shared
+
+    return shared(TrainingError(  # the loss is reduced over the ranks, so every rank stops here alike
         f"the loss became {value} at epoch {epoch}, step {step}: training diverged; lower the learning "
         f"rate (--lr {lr:g} now, try {lr / 10:g})"
-    )
+    ), job.distributed)  # fmt: skip
 
 
 def train_classifier(job: TrainJob) -> dict[str, Any]:
@@ -80,56 +82,67 @@ def _train(job: TrainJob) -> dict[str, Any]:
     import torch
 
     from zoo_core.datasets import batches, num_batches
-    from zoo_train.checkpoint import load_checkpoint, save_checkpoint
-    from zoo_train.evaluation import top1
+    from zoo_train.checkpoint import save_checkpoint
+    from zoo_train.distributed import average_norm_stats, restore_checkpoint, sharded_top1
 
-    cfg, device, reporter = job.config, job.device, job.reporter
+    cfg, device, reporter, dist = job.config, job.device, job.reporter, job.distributed
     optimizer = make_optimizer(cfg, job.params)
-    step_fn = TrainStep(job.model, optimizer, job.train_pipeline, device, cfg.precision)
     start, history = 1, []
-    if job.resume and job.checkpoint_path.is_file():
-        state = load_checkpoint(job.checkpoint_path, job.model, optimizer)
-        start, history = state["epoch"] + 1, state["history"]
-        reporter.info(f"continuing after epoch {state['epoch']} (checkpoint {job.checkpoint_path})")
-    elif job.resume:
-        reporter.info("no checkpoint yet: starting from epoch 1")
-    steps = num_batches(job.train, cfg.batch_size, train=True)
+    if job.resume:
+        state = restore_checkpoint(job.checkpoint_path, job.model, optimizer, dist)
+        if state is not None:
+            start, history = state["epoch"] + 1, state["history"]
+            reporter.info(f"continuing after epoch {state['epoch']} (checkpoint {job.checkpoint_path})")
+        else:
+            reporter.info("no checkpoint yet: starting from epoch 1")
+    # Gradients are averaged over the ranks inside backward(); job.model itself is what is saved and evaluated.
+    step_fn = TrainStep(dist.wrap(job.model), optimizer, job.train_pipeline, device, cfg.precision)
+    steps = num_batches(job.train, cfg.batch_size, train=True, world_size=dist.world_size)
     for epoch in job.epochs(start):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        # Every rank deals the epoch from the same permutation; each augments its share with its own draws.
+        augment = generator if not dist.enabled else \
+            torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) * 1_009 + dist.rank)  # fmt: skip
         job.train_mode()
         reporter.epoch_start(epoch, cfg.epochs, steps)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen, step = 0, 0
         began = time.perf_counter()
-        for step, (images, labels) in enumerate(batches(job.train, cfg.batch_size, shuffle=True,
-                                                        generator=generator), 1):  # fmt: skip
+        for step, (images, labels) in enumerate(batches(job.train, cfg.batch_size, shuffle=True, generator=generator,
+                                                        rank=dist.rank, world_size=dist.world_size), 1):  # fmt: skip
             if cfg.schedule != "constant":
                 for group in optimizer.param_groups:
                     group["lr"] = scheduled_lr(cfg, epoch, step, steps)
-            loss, hits = step_fn(images, labels, generator)
+            loss, hits = step_fn(images, labels, augment)
             loss_sum += loss
             correct += hits
             seen += int(labels.shape[0])
             if step % LOG_EVERY == 0 or step == steps:
-                value = float(loss)
-                if not math.isfinite(value):
-                    raise _diverged(value, epoch, step, cfg.lr)
-                rate = seen / max(time.perf_counter() - began, 1e-9)
-                reporter.progress(step, float(loss_sum) / step, 100.0 * float(correct) / seen, rate)
+                # One small reduction every LOG_EVERY steps: the same loss check and progress on every rank.
+                now = _totals(dist, float(loss), float(loss_sum), float(correct), seen)
+                if not math.isfinite(now[0]):
+                    raise _diverged(now[0], epoch, step, cfg.lr, job)
+                rate = now[3] / max(time.perf_counter() - began, 1e-9)
+                reporter.progress(step, now[1] / (step * dist.world_size), 100.0 * now[2] / now[3], rate)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - began
-        mean_loss = float(loss_sum) / max(step, 1)
+        # The epoch over all ranks: mean loss, accuracy and images of every share, timed by the slowest rank.
+        _, total_loss, total_correct, total_seen = _totals(dist, 0.0, float(loss_sum), float(correct), seen)
+        seconds = dist.all_reduce(seconds, "max")
+        mean_loss = total_loss / max(step * dist.world_size, 1)
         if not math.isfinite(mean_loss):
-            raise _diverged(mean_loss, epoch, step, cfg.lr)
-        val = top1(job.model, job.val, job.eval_pipeline, batch_size=max(cfg.batch_size, 256),
-                   precision=cfg.precision)  # fmt: skip
+            raise _diverged(mean_loss, epoch, step, cfg.lr, job)
+        average_norm_stats(job.model, dist)
+        val = sharded_top1(job.model, job.val, job.eval_pipeline, dist, batch_size=max(cfg.batch_size, 256),
+                           precision=cfg.precision)  # fmt: skip
         history.append({
-            "epoch": epoch, "loss": round(mean_loss, 4), "train_top1": round(100.0 * float(correct) / seen, 2),
-            "val_top1": val, "images_per_s": round(seen / seconds, 1), "train_s": round(seconds, 2),
+            "epoch": epoch, "loss": round(mean_loss, 4), "train_top1": round(100.0 * total_correct / total_seen, 2),
+            "val_top1": val, "images_per_s": round(total_seen / seconds, 1), "train_s": round(seconds, 2),
         })  # fmt: skip
-        save_checkpoint(job.checkpoint_path, job.model, optimizer, {"epoch": epoch, "history": history})
+        if job.is_main:
+            save_checkpoint(job.checkpoint_path, job.model, optimizer, {"epoch": epoch, "history": history})
         reporter.epoch_end(history[-1])
     images = sum(h["images_per_s"] * h["train_s"] for h in history)
     seconds = sum(h["train_s"] for h in history)
@@ -142,3 +155,16 @@ def _train(job: TrainJob) -> dict[str, Any]:
         "train_time_s": round(seconds, 1),
         "loss": "cross_entropy",
     }
+
+
+def _totals(dist: Any, loss: float, loss_sum: float, correct: float, seen: int) -> list[float]:
+    """(current loss, summed loss, correct, seen) over every rank, in one reduction; the current loss is
+    NaN or inf when it is on any rank, else this rank's."""
+    if not dist.enabled:
+        return [loss, loss_sum, correct, float(seen)]
+    import torch
+
+    flags = [float(math.isnan(loss)), float(math.isinf(loss))]
+    total = dist.all_reduce(torch.tensor([loss_sum, correct, float(seen), *flags], dtype=torch.float64)).tolist()
+    current = math.nan if total[3] else math.inf if total[4] else loss
+    return [current, *total[:3]]

@@ -4,6 +4,9 @@ plugin, evaluate the result on the test split and publish it to the local regist
 The trainer is a plugin (``zoo_register_trainers``): ``factory(job)`` gets a ``zoo_core.trainers.TrainJob``
 and returns its metrics. Everything around it (model building, preprocessing, resume bookkeeping,
 publishing) is the same for every trainer. Runs are kept by ``zoo_train.runs``.
+
+Under torchrun every rank calls ``train`` alike; rank 0 alone keeps the run and publishes, and hands the
+others what they need (``zoo_train.distributed``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from zoo_core.devices import PRECISIONS, check_precision, resolve_device
+from zoo_core.devices import PRECISIONS, check_precision
+from zoo_core.distributed import Distributed
 from zoo_core.environment import utc_now
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.paths import runs_dir
@@ -68,6 +72,8 @@ class TrainConfig:
     tag: str | None = None
     trainer: str = DEFAULT_TRAINER
     overwrite: bool = False
+    sync_bn: bool = False
+    world_size: int = 1  # processes of the run, each with batch_size images a step (set by zoo, not an option)
 
     def check(self) -> None:
         """Raise UsageError for settings that cannot work, before anything is loaded."""
@@ -123,7 +129,7 @@ def split_validation(dataset: Any, fraction: float) -> tuple[Any, Any, str]:
 
 
 def _resume_config(config: TrainConfig, options: dict[str, Any], run_dir: Path, command: str,
-                   dataset: str) -> tuple[TrainConfig, dict[str, Any]]:  # fmt: skip
+                   dataset: str, world_size: int = 1) -> tuple[TrainConfig, dict[str, Any]]:  # fmt: skip
     """The recorded settings of the run to resume, with the options that may change applied."""
     record = read_json(run_dir / "run.json") or {}
     if record.get("status") == "finished":
@@ -142,65 +148,131 @@ def _resume_config(config: TrainConfig, options: dict[str, Any], run_dir: Path, 
     for key in RESUME_OVERRIDES & set(options):
         setattr(saved, key, options[key])
     saved.check()
+    if saved.world_size != world_size:
+        raise UsageError(f"run {run_dir.name} was trained by {saved.world_size} process(es) of batch "
+                         f"{saved.batch_size}; resume it with {saved.world_size} (now {world_size}): the effective "
+                         "batch cannot change")  # fmt: skip
     record["resumes"] = [*record.get("resumes", []), command]
     return saved, record
 
 
-def train(
-    model: str, dataset: str, *, resume: bool = False, reporter: Reporter | None = None,
-    command: str | None = None, **options: Any,
-) -> TrainOutcome:  # fmt: skip
-    """Train ``model`` on ``dataset`` with ``options`` (TrainConfig fields), then evaluate and publish.
-
-    With ``resume``, continue the unfinished run (``tag`` picks it; else the newest of this model and
-    dataset) with its recorded settings; only ``epochs`` and ``device`` may change.
-    """
-    import torch
-
+def configure(model: str, dataset: str, options: dict[str, Any]) -> tuple[TrainConfig, Any, dict[str, Any]]:
+    """(settings, model entry, the options given) for ``train``, checked before any work."""
     from zoo_core.plugins import get_catalogue
 
-    reporter = reporter or Reporter()
-    known = {f.name for f in fields(TrainConfig)} - {"model", "dataset"}
+    known = {f.name for f in fields(TrainConfig)} - {"model", "dataset", "world_size"}
     unknown = set(options) - known
     if unknown:
         raise UsageError(f"unknown training option(s) {', '.join(sorted(unknown))}")
     options = {k: v for k, v in options.items() if v is not None}
     if options.get("data_dir"):  # recorded with the run: --resume may run from another directory
         options["data_dir"] = str(Path(options["data_dir"]).expanduser().resolve())
-    catalogue = get_catalogue()
     base, _, spec_tag = model.partition(".")
-    entry = catalogue.get("model", base)
+    entry = get_catalogue().get("model", base)
     if spec_tag:
         options.setdefault("pretrained", spec_tag)
     config = TrainConfig(model=entry.qualified, dataset=dataset, **options)
     config.check()
-    command = command or shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    return config, entry, options
 
-    if resume:
-        run_dir = find_resumable(config.tag, dataset, entry.qualified)
-        config, record = _resume_config(config, options, run_dir, command, dataset)
-        reporter.info(f"resuming run {run_dir.name}")
-    else:
-        plugin, _, name = entry.qualified.partition(":")
-        config.tag = choose_tag(config.tag, config.dataset, entry.qualified)
-        if published(entry.qualified, config.tag) and not config.overwrite:
-            raise UsageError(f"{entry.qualified}.{config.tag} is already published; pass another --tag or --overwrite")
-        run_dir = runs_dir() / run_id_for(plugin, name, config.tag)
-        old = read_json(run_dir / "run.json")
-        if old and old.get("status") == "failed" and not config.overwrite:
-            raise UsageError(f"run {run_dir.name} failed before; start it again with --overwrite or pick another --tag")
-        if old and old.get("status") != "finished" and not config.overwrite:
-            raise UsageError(f"run {run_dir.name} exists and did not finish; continue it with --resume, "
-                             "or start again with --overwrite")  # fmt: skip
-        record = {"run_id": run_dir.name, "model": entry.qualified, "tag": config.tag, "config": asdict(config),
-                  "command": command, "created": utc_now(), "status": "created"}  # fmt: skip
-    assert config.tag is not None
-    trainer = catalogue.get("trainer", config.trainer)  # unknown trainers fail before any data is loaded
-    device = resolve_device(config.device)
-    check_precision(device, config.precision)
-    with run_lock(run_dir):
+
+def train(
+    model: str, dataset: str, *, resume: bool = False, reporter: Reporter | None = None,
+    command: str | None = None, distributed: Distributed | None = None, **options: Any,
+) -> TrainOutcome:  # fmt: skip
+    """Train ``model`` on ``dataset`` with ``options`` (TrainConfig fields), then evaluate and publish.
+
+    With ``resume``, continue the unfinished run (``tag`` picks it; else the newest of this model and
+    dataset) with its recorded settings; only ``epochs`` and ``device`` may change.
+
+    Under torchrun every process calls this alike; it joins the process group from the environment
+    unless given ``distributed``. Rank 0 returns the outcome with the published entry; the other ranks get
+    the same metrics and ``entry`` None.
+    """
+    from zoo_core.distributed import joined
+
+    if distributed is not None:
+        return _train_ranked(model, dataset, resume, reporter, command, distributed, options)
+    with joined() as dist:
+        return _train_ranked(model, dataset, resume, reporter, command, dist, options)
+
+
+def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
+                  dist: Distributed, options: dict[str, Any]) -> TrainOutcome:  # fmt: skip
+    """``_train``, with the failures of a distributed run made one line that names the rank."""
+    from zoo_core.distributed import CommunicationError, peer_failure
+
+    try:
+        return _train(model, dataset, resume, reporter, command, dist, options)
+    except Exception as e:
+        reason = peer_failure(e) if dist.enabled else None
+        if reason is not None:
+            if not reason.startswith("rank "):
+                reason = f"rank {dist.rank}: lost contact with the other processes of this run ({reason})"
+            raise CommunicationError(f"{' '.join(reason.split())}; continue the run with --resume") from None
+        if dist.enabled and not dist.is_main and isinstance(e, ZooError) and e.report:
+            e.args = (f"rank {dist.rank}: {e}",)  # an error of this rank alone: say whose
+        raise
+
+
+def _train(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
+           dist: Distributed, options: dict[str, Any]) -> TrainOutcome:  # fmt: skip
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # rank 0 holds the run's lock from its plan to its end
+        return _train_locked(model, dataset, resume, reporter, command, dist, options, held)
+
+
+def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
+                  dist: Distributed, options: dict[str, Any], held: Any) -> TrainOutcome:  # fmt: skip
+    import torch
+
+    from zoo_core.plugins import get_catalogue
+    from zoo_train.distributed import (
+        average_norm_stats,
+        check_same_weights,
+        check_world,
+        evaluate_sharded,
+        on_main,
+        shared,
+    )
+
+    reporter = (reporter or Reporter()) if dist.is_main else Reporter()  # one process reports progress
+    config, entry, options = configure(model, dataset, options)
+    config.world_size = dist.world_size
+    command = command or shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    trainer = get_catalogue().get("trainer", config.trainer)  # unknown trainers fail before any data is loaded
+    check_world(trainer, dist, config, config.device)
+
+    def plan() -> dict[str, Any]:
+        """Rank 0: the run to start or to resume, its directory made and its record written."""
+        nonlocal config
+        if resume:
+            run_dir = find_resumable(config.tag, dataset, entry.qualified)
+            config, record = _resume_config(config, options, run_dir, command, dataset, dist.world_size)
+            reporter.info(f"resuming run {run_dir.name}")
+        else:
+            plugin, _, name = entry.qualified.partition(":")
+            config.tag = choose_tag(config.tag, config.dataset, entry.qualified)
+            if published(entry.qualified, config.tag) and not config.overwrite:
+                raise UsageError(f"{entry.qualified}.{config.tag} is already published; pass another --tag or "
+                                 "--overwrite")  # fmt: skip
+            run_dir = runs_dir() / run_id_for(plugin, name, config.tag)
+            old = read_json(run_dir / "run.json")
+            if old and old.get("status") == "failed" and not config.overwrite:
+                raise UsageError(f"run {run_dir.name} failed before; start it again with --overwrite or pick "
+                                 "another --tag")  # fmt: skip
+            if old and old.get("status") != "finished" and not config.overwrite:
+                raise UsageError(f"run {run_dir.name} exists and did not finish; continue it with --resume, "
+                                 "or start again with --overwrite")  # fmt: skip
+            record = {"run_id": run_dir.name, "model": entry.qualified, "tag": config.tag, "config": asdict(config),
+                      "command": command, "created": utc_now(), "status": "created"}  # fmt: skip
+            if dist.enabled:
+                record["distributed"] = dist.describe()
+        check_precision(dist.device(config.device), config.precision)
+        held.enter_context(run_lock(run_dir))
         if resume and _published_by(entry.qualified, config.tag, run_dir.name):
-            return _finish_published(entry.qualified, config.tag, record, run_dir)
+            return {"config": asdict(config), "record": record, "run_dir": run_dir.name, "published": True}
         try:
             if not resume:
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -210,37 +282,61 @@ def train(
         except OSError as e:
             raise TrainingError(f"cannot write the run folder {run_dir} ({e.strerror or e}); set ZOO_HOME to a "
                                 "folder zoo can write") from None  # fmt: skip
-        try:
-            job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter)
-        except (ZooError, KeyboardInterrupt):
-            if not resume:  # nothing was trained: leave no run behind to resume or to take the tag
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        try:
-            result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
-            if not isinstance(result, dict):
-                raise TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict of "
-                                    "metrics")  # fmt: skip
-            for p in job.model.parameters():
-                if not torch.isfinite(p.detach()).all():
-                    raise TrainingError(f"trainer {trainer.qualified} left non-finite weights: training diverged")
-            from zoo_train.evaluation import evaluate
+        return {"config": asdict(config), "record": record, "run_dir": run_dir.name}
 
-            report = evaluate(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels,
-                              batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
-        except KeyboardInterrupt:
+    planned = on_main(dist, plan)
+    config, record, run_dir = TrainConfig(**planned["config"]), planned["record"], runs_dir() / planned["run_dir"]
+    assert config.tag is not None
+    if planned.get("published"):  # killed after its publish, before it could say so: finish the record only
+        finished = on_main(dist, lambda: _finish_published(entry.qualified, config.tag, record, run_dir),
+                           share=lambda o: {"run_id": o.run_id, "metrics": o.metrics, "training": o.training})
+        if isinstance(finished, TrainOutcome):
+            return finished
+        return TrainOutcome(finished["run_id"], run_dir, None, finished["metrics"], finished["training"])
+    device = dist.device(config.device)
+    check_precision(device, config.precision)
+
+    try:
+        job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter, dist)
+    except (ZooError, KeyboardInterrupt):
+        if not resume and dist.is_main:  # nothing was trained: leave no run behind to resume or to take the tag
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    try:
+        result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
+        if not isinstance(result, dict):
+            raise shared(TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict "
+                                       "of metrics"), dist)  # fmt: skip
+        average_norm_stats(job.model, dist)
+        check_same_weights(job.model, dist, trainer.qualified)
+        for p in job.model.parameters():
+            if not torch.isfinite(p.detach()).all():
+                raise shared(TrainingError(f"trainer {trainer.qualified} left non-finite weights: training "
+                                           "diverged"), dist)  # fmt: skip
+        report = evaluate_sharded(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels, dist,
+                                  batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
+    except KeyboardInterrupt:
+        if dist.is_main:
             _mark(run_dir, record, "interrupted")
-            raise
-        except (ZooError, torch.cuda.OutOfMemoryError) as e:
+        raise
+    except (ZooError, torch.cuda.OutOfMemoryError) as e:
+        if dist.is_main:
             _mark(run_dir, record, "failed")
-            if isinstance(e, ZooError):
-                raise
-            raise TrainingError(
-                f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
-                "--batch-size and --overwrite (a resumed run keeps its batch size)"
-            ) from None
+        if isinstance(e, ZooError):
+            raise
+        raise TrainingError(
+            f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
+            "--batch-size and --overwrite (a resumed run keeps its batch size)"
+        ) from None
+
+    def publish() -> TrainOutcome:
         return _publish(job, config, trainer, data, result, report, record, run_dir, model_kwargs, preprocessing,
-                        val_desc, command, device)  # fmt: skip
+                        val_desc, command, device, dist)  # fmt: skip
+
+    outcome = on_main(dist, publish, share=lambda o: {"run_id": o.run_id, "metrics": o.metrics, "training": o.training})
+    if isinstance(outcome, TrainOutcome):
+        return outcome
+    return TrainOutcome(outcome["run_id"], run_dir, None, outcome["metrics"], outcome["training"])
 
 
 def _mark(run_dir: Path, record: dict[str, Any], status: str) -> None:
@@ -276,8 +372,9 @@ def _finish_published(model: str, tag: str, record: dict[str, Any], run_dir: Pat
 
 def _publish(job: TrainJob, config: TrainConfig, trainer: Any, data: Any, result: dict[str, Any],
              report: dict[str, Any], record: dict[str, Any], run_dir: Path, model_kwargs: dict[str, Any],
-             preprocessing: dict[str, Any], val_desc: str, command: str, device: Any) -> TrainOutcome:  # fmt: skip
-    """Publish the trained weights to the local registry and mark the run finished."""
+             preprocessing: dict[str, Any], val_desc: str, command: str, device: Any,
+             dist: Distributed) -> TrainOutcome:  # fmt: skip
+    """Publish the trained weights to the local registry and mark the run finished (rank 0)."""
     import torch
     from zoo_registry.store import publish
 
@@ -307,6 +404,8 @@ def _publish(job: TrainJob, config: TrainConfig, trainer: Any, data: Any, result
         "run_id": run_dir.name,
         "command": command,
         "resumed_with": record.get("resumes", []),
+        "effective_batch_size": config.batch_size * config.world_size,
+        "distributed": dist.describe() if dist.enabled else None,
         "environment": environment(str(device)),
     }
     job.model.to("cpu", memory_format=torch.contiguous_format)
@@ -344,19 +443,23 @@ def _check_forward(job: TrainJob, config: TrainConfig) -> None:
 
 
 def prepare(
-    config: TrainConfig, device: Any, run_dir: Path, resume: bool, reporter: Reporter
-) -> tuple[TrainJob, Any, dict[str, Any], dict[str, Any], str]:
+    config: TrainConfig, device: Any, run_dir: Path, resume: bool, reporter: Reporter,
+    distributed: Distributed | None = None,
+) -> tuple[TrainJob, Any, dict[str, Any], dict[str, Any], str]:  # fmt: skip
     """Load the data, build the model and the pipelines -> (job, dataset, model_kwargs, preprocessing,
     how validation is done)."""
     import torch
 
     from zoo_core.datasets import load_dataset
     from zoo_train.build import build_model, freeze_backbone
+    from zoo_train.distributed import sync_batchnorm
     from zoo_train.pipeline import BatchPipeline, channel_stats
 
+    dist = distributed or Distributed()
     for leftover in run_dir.glob(".*.tmp"):  # a checkpoint write that a kill cut short: the last whole one stays
         leftover.unlink(missing_ok=True)
-    data = load_dataset(config.dataset, config.data_dir, **config.data_options)
+    with dist.local_main_first():  # one process per machine decodes into the dataset cache; the others read it
+        data = load_dataset(config.dataset, config.data_dir, **config.data_options)
     splits = ", ".join(f"{name} {len(split):,}" for name, split in data.splits.items())
     reporter.info(f"dataset {data.name}: {splits} images of {'x'.join(map(str, data.input_size))}, "
                   f"{data.num_classes} classes")  # fmt: skip
@@ -366,6 +469,7 @@ def prepare(
     channels = preprocessing["input_size"][0]
     if preprocessing["mean"] is None:
         preprocessing["mean"], preprocessing["std"] = channel_stats(train_split, channels)
+    model = sync_batchnorm(model, dist, device, config.sync_bn)  # before freezing: it replaces the norm layers
     params: list[Any] = list(model.parameters())
     frozen: list[Any] = []
     if config.freeze_backbone:
@@ -380,9 +484,12 @@ def prepare(
         model=model, train=train_split, val=val_split,
         train_pipeline=BatchPipeline(augment=config.augment, **common), eval_pipeline=BatchPipeline(**common),
         config=config, device=device, run_dir=run_dir, resume=resume, params=params, labels=list(data.classes),
-        reporter=reporter, frozen_modules=frozen,
+        reporter=reporter, frozen_modules=frozen, distributed=dist,
     )  # fmt: skip
     _check_forward(job, config)
     n_train = sum(p.numel() for p in params)
     reporter.info(f"model {config.model} {model_kwargs}, {n_train:,} trainable parameters; validation: {val_desc}")
+    if dist.enabled:
+        reporter.info(f"{dist.world_size} processes on {dist.nodes} machine(s) ({dist.backend}), batch "
+                      f"{config.batch_size} each: {config.batch_size * dist.world_size} images a step")  # fmt: skip
     return job, data, model_kwargs, preprocessing, val_desc

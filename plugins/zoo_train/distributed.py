@@ -1,0 +1,204 @@
+"""The training plugin's side of a distributed run (``zoo_core.distributed`` holds the process group).
+
+Rank 0 alone reads and writes the run (``run.json``, checkpoints, the registry) and hands what the other
+ranks need to them as JSON or bytes, so no other machine needs the same ``ZOO_HOME``. Every rank evaluates
+its own share of a split and the counts are summed: the result is the single-process one, sample for
+sample. BatchNorm statistics, which each rank gathers from its own share of the data, are averaged over
+the ranks before any evaluation (as timm's ``distribute_bn`` does), and the weights are checked to be the
+same on every rank before rank 0 publishes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from zoo_core.distributed import Distributed
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.trainers import TrainingError
+
+T = TypeVar("T")
+
+
+class FollowerError(ZooError):
+    """The error rank 0 met and reported, raised again on the other ranks, which print nothing."""
+
+    report = False
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def shared(error: ZooError, dist: Distributed) -> ZooError:
+    """``error``, which every rank raises alike (it follows from reduced values): printed by rank 0 only."""
+    if not dist.is_main:
+        error.report = False
+    return error
+
+
+def on_main(dist: Distributed, fn: Callable[[], T], share: Callable[[T], Any] | None = None) -> Any:
+    """``fn()`` on rank 0; every other rank gets its result (JSON-able, or made so by ``share``). When it
+    fails, every rank fails with its error (printed once, by rank 0) instead of waiting for an answer
+    that never comes."""
+    if not dist.enabled:
+        return fn()
+    if dist.is_main:
+        try:
+            result = fn()
+        except ZooError as e:
+            dist.broadcast_json({"error": str(e), "exit_code": e.exit_code})
+            raise
+        except BaseException as e:
+            dist.broadcast_json({"error": f"rank 0 failed: {type(e).__name__}", "exit_code": 1})
+            raise
+        dist.broadcast_json({"result": share(result) if share else result})
+        return result
+    answer = dist.broadcast_json()
+    if "error" in answer:
+        raise FollowerError(answer["error"], int(answer["exit_code"]))
+    return answer["result"]
+
+
+def check_world(trainer: Any, dist: Distributed, config: Any, device_spec: str | None) -> None:
+    """Refuse what cannot run distributed, before any work: a trainer that does not declare it,
+    ``--sync-bn`` on a CPU."""
+    if dist.world_size > 1 and not trainer.metadata.get("distributed"):
+        raise UsageError(f"trainer {trainer.qualified} does not support distributed training (it does not "
+                         "register with distributed=True); run it in one process")  # fmt: skip
+    spec = (device_spec or "auto").strip().lower()
+    if config.sync_bn and (spec == "cpu" or spec == "auto" and not _has_cuda()):
+        raise UsageError("--sync-bn needs CUDA devices; on CPUs zoo averages BatchNorm statistics over the "
+                         "ranks before each evaluation instead")  # fmt: skip
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def sync_batchnorm(model: Any, dist: Distributed, device: Any, wanted: bool) -> Any:
+    """With ``--sync-bn`` on CUDA and several ranks, BatchNorm layers become SyncBatchNorm (batch statistics
+    over the global batch; the parameters stay the same objects, so optimisers and frozen lists hold)."""
+    if not wanted:
+        return model
+    if device.type != "cuda":
+        raise UsageError("--sync-bn needs CUDA devices; on CPUs zoo averages BatchNorm statistics over the ranks "
+                         "before each evaluation instead")  # fmt: skip
+    if not dist.enabled:
+        return model  # one process: plain BatchNorm already sees the whole batch
+    import torch
+
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def average_norm_stats(model: Any, dist: Distributed) -> None:
+    """Average the running statistics of every BatchNorm-like layer over the ranks (in place)."""
+    if not dist.enabled:
+        return
+    import torch
+
+    buffers = [buf for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._NormBase)
+               for buf in (module.running_mean, module.running_var) if buf is not None]  # fmt: skip
+    if not buffers:
+        return
+    flat = torch.cat([b.detach().reshape(-1).float() for b in buffers])
+    dist.all_reduce(flat, "mean")  # one collective for the whole model, on the training device
+    offset = 0
+    with torch.no_grad():
+        for buf in buffers:
+            buf.copy_(flat[offset : offset + buf.numel()].view_as(buf))
+            offset += buf.numel()
+
+
+def check_same_weights(model: Any, dist: Distributed, trainer: str) -> None:
+    """Raise TrainingError unless every rank holds bit-identical parameters (a trainer that forgot to
+    average its gradients would publish rank 0's model as if it were the run's)."""
+    if not dist.enabled:
+        return
+    import torch
+
+    digest = hashlib.sha256()
+    for name, p in model.named_parameters():
+        digest.update(name.encode())
+        digest.update(p.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    mine = torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+    if not all(torch.equal(mine, other) for other in dist.all_gather(mine)):
+        raise shared(TrainingError(
+            f"trainer {trainer} left different weights on different ranks: it does not average gradients "
+            "(train through job.distributed.wrap(job.model)); nothing was published"), dist)  # fmt: skip
+
+
+def sharded_top1(model: Any, split: Any, pipeline: Any, dist: Distributed, **kwargs: Any) -> float:
+    """Top-1 accuracy in percent over the whole split, each rank predicting its own share."""
+    if not dist.enabled:
+        from zoo_train.evaluation import top1
+
+        return top1(model, split, pipeline, **kwargs)
+    import torch
+
+    from zoo_core.datasets import shard_indices
+    from zoo_train.evaluation import predict
+
+    part = _share(split, dist, shard_indices)
+    hits = 0.0
+    if len(part):
+        top, labels = predict(model, part, pipeline, k=1, **kwargs)
+        hits = float((top[:, 0] == labels).sum())
+    counts = dist.all_reduce(torch.tensor([hits, float(len(part))], dtype=torch.float64))
+    return round(100.0 * float(counts[0]) / max(float(counts[1]), 1.0), 2)
+
+
+def evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], dist: Distributed,
+                     **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+    """``evaluation.evaluate`` of the whole split, each rank predicting its own share: the predictions are
+    gathered back into the split's order, the padding that equal-sized messages need is dropped, and every
+    rank gets the report one process would have made."""
+    from zoo_train.evaluation import accuracy_report, evaluate, predict
+
+    if not dist.enabled:
+        return evaluate(model, split, pipeline, labels, **kwargs)
+    import torch
+
+    from zoo_core.datasets import shard_indices
+
+    n, world = len(split), dist.world_size
+    k = min(5, len(labels))
+    part = _share(split, dist, shard_indices)
+    per_rank = -(-n // world)
+    rows = torch.full((per_rank, k + 1), -1, dtype=torch.long)
+    if len(part):
+        top, truth = predict(model, part, pipeline, k=k, **kwargs)
+        rows[: len(part), : top.shape[1]] = top
+        rows[: len(part), k] = truth
+    # Rank r's j-th sample is the split's sample j * world + r: interleaving the shares restores the order,
+    # and the padded rows all land past n.
+    ordered = torch.stack(dist.all_gather(rows), dim=1).reshape(per_rank * world, k + 1)[:n]
+    if bool((ordered[:, k] < 0).any()):
+        raise TrainingError("distributed evaluation lost samples: the ranks disagree about the split")
+    return accuracy_report(ordered[:, :k], ordered[:, k], labels)
+
+
+def _share(split: Any, dist: Distributed, shard_indices: Callable[..., Any]) -> Any:
+    index = shard_indices(len(split), dist.rank, dist.world_size, pad=False)
+    return split.subset(index.to(split.pixels.device))
+
+
+def restore_checkpoint(path: Path, model: Any, optimizer: Any, dist: Distributed) -> dict[str, Any] | None:
+    """The saved state after loading ``path`` into ``model`` and ``optimizer`` on every rank, or None when
+    there is no checkpoint yet. Only rank 0 reads the file; the others get its bytes."""
+    from zoo_train.checkpoint import load_checkpoint
+
+    if not dist.enabled:
+        return load_checkpoint(path, model, optimizer) if path.is_file() else None
+    data = on_main(dist, lambda: path.is_file())  # one answer for all, so every rank makes the same calls
+    if not data:
+        return None
+    payload = dist.broadcast_bytes(path.read_bytes() if dist.is_main else None)
+    try:
+        return load_checkpoint(path, model, optimizer, data=payload)
+    except ZooError as e:  # the same bytes everywhere: the same error everywhere
+        raise shared(e, dist) from None
