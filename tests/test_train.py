@@ -380,3 +380,95 @@ def test_an_impossible_image_size_is_a_usage_error_that_blocks_nothing(capsys: p
     assert code == 2 and len(errors) == 1 and "Traceback" not in err
     assert "timm:vit_tiny_patch16_224 cannot run on 32x32 inputs" in errors[0] and "--img-size" in errors[0]
     assert not (runs_root() / "timm-vit_tiny_patch16_224-vit").exists()  # the tag is free to use again
+
+
+def test_the_final_test_reuses_the_last_validation_only_when_nothing_changed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zoo_train.evaluation as evaluation
+    from zoo_train.distributed import evaluate_sharded
+    from zoo_train.pipeline import BatchPipeline
+
+    from zoo_core.datasets import Split
+    from zoo_core.distributed import Distributed
+
+    calls: list[int] = []
+    real = evaluation.predict
+    monkeypatch.setattr(evaluation, "predict", lambda model, split, *a, **k: calls.append(len(split)) or real(
+        model, split, *a, **k))  # fmt: skip
+    # A run validated on the test split (--val-fraction 0) predicts it once per epoch and not again at the end.
+    code, out, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--epochs", "2",
+                             "--val-fraction", "0", "--tag", "v0")  # fmt: skip
+    assert code == 0, err
+    assert len(calls) == 2 and calls[0] == calls[1] == store.get("simplecnn", "v0").metrics["num_samples"]
+    epoch_2 = [ln for ln in err.splitlines() if ln.startswith("epoch   2")][0]
+    assert f"val  {store.get('simplecnn', 'v0').metrics['top1']:.1f}%" in epoch_2
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3), torch.nn.BatchNorm1d(3)).eval()
+    split = Split(torch.randint(0, 255, (40, 2, 2, 3), dtype=torch.uint8), torch.randint(0, 3, (40,)))
+    pipeline = BatchPipeline(mean=[0.5] * 3, std=[0.25] * 3, size=(2, 2), channels=3, device=torch.device("cpu"))
+    dist, labels = Distributed(), ["a", "b", "c"]
+    calls.clear()
+    first = evaluate_sharded(model, split, pipeline, labels, dist)
+    assert evaluate_sharded(model, split, pipeline, labels, dist) == first and len(calls) == 1
+    changes = [
+        lambda: model[1].weight.mul_(-1),  # an in-place write
+        lambda: model[1].bias.data.add_(1.0),  # through .data: no version bump, the sums change
+        lambda: model[2].running_mean.add_(0.5),  # a buffer
+    ]
+    for change in changes:
+        with torch.no_grad():
+            change()
+        evaluate_sharded(model, split, pipeline, labels, dist)
+        evaluate_sharded(model, split, pipeline, labels, dist)
+    assert len(calls) == 1 + len(changes)
+    evaluate_sharded(model, split.subset(torch.arange(20)), pipeline, labels, dist)  # another split
+    other = BatchPipeline(mean=[0.5] * 3, std=[0.25] * 3, size=(2, 2), channels=3, device=torch.device("cpu"))
+    evaluate_sharded(model, split, other, labels, dist)  # another pipeline
+    assert len(calls) == 3 + len(changes)
+
+
+FAULTS_PER_STEP = """
+import resource, sys
+import torch
+from zoo_core.devices import keep_freed_cpu_memory
+from zoo_cnn.models import SimpleCNN
+
+if sys.argv[1] == "keep":
+    assert keep_freed_cpu_memory()
+torch.manual_seed(0)
+model = SimpleCNN().to(memory_format=torch.channels_last)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+x, y = torch.randn(64, 3, 32, 32).contiguous(memory_format=torch.channels_last), torch.randint(0, 10, (64,))
+
+def steps(n):
+    for _ in range(n):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+steps(5)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+steps(10)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_cpu_training_steps_reuse_freed_memory_instead_of_faulting_it_in_again() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc")
+
+    def faults(mode: str) -> float:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIBC_TUNABLES", "MALLOC_"))}
+        out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        return float(out.stdout.split()[-1])
+
+    kept, default = faults("keep"), faults("default")
+    # glibc's defaults return each step's few-MB activation buffers to the kernel: thousands of page
+    # faults a step here; kept for reuse, next to none.
+    assert kept < 100 and kept < default / 10, (kept, default)

@@ -212,7 +212,7 @@ def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: 
 @data_options()
 @device_option
 @precision_option
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, help="Images per batch (default: 128 on a CPU, 256 on a GPU).")
 @img_size_option("Evaluate at this image side (default: the weights'); the crop share is kept.")
 @click.option("--crop-pct", type=float, help="Share of the resized image the centre crop keeps (default: weights').")
 @click.option("--limit", type=int, metavar="N", help="Only N images, spread over the split (a quick check).")
@@ -220,7 +220,7 @@ def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: 
 @json_option
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix picture here (.png).")
 def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir: str | None,
-             data_opts: tuple[str, ...], device: str, precision: str, batch_size: int, img_size: int | None,
+             data_opts: tuple[str, ...], device: str, precision: str, batch_size: int | None, img_size: int | None,
              crop_pct: float | None, limit: int | None, workers: int, as_json: bool,
              plot: str | None) -> None:  # fmt: skip
     """Top-1, top-5 and per-class accuracy of MODEL[.TAG] on a dataset's test (else val) split.
@@ -234,7 +234,7 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
     from zoo_train.evaluation import evaluate_published, plot_confusion
 
     model = the_model(model, model_option)
-    if batch_size < 1 or workers < 0:
+    if (batch_size is not None and batch_size < 1) or workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers 0 or more")
     if plot:  # a bad --plot fails now, not after the evaluation
         from zoo_core.output import check_plot

@@ -11,6 +11,7 @@ same on every rank before rank 0 publishes them.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,31 +133,38 @@ def check_same_weights(model: Any, dist: Distributed, trainer: str) -> None:
             "(train through job.distributed.wrap(job.model)); nothing was published"), dist)  # fmt: skip
 
 
-def sharded_top1(model: Any, split: Any, pipeline: Any, dist: Distributed, **kwargs: Any) -> float:
-    """Top-1 accuracy in percent over the whole split, each rank predicting its own share."""
-    if not dist.enabled:
-        from zoo_train.evaluation import top1
-
-        return top1(model, split, pipeline, **kwargs)
-    import torch
-
-    from zoo_core.datasets import shard_indices
-    from zoo_train.evaluation import predict
-
-    part = _share(split, dist, shard_indices)
-    hits = 0.0
-    if len(part):
-        top, labels = predict(model, part, pipeline, k=1, **kwargs)
-        hits = float((top[:, 0] == labels).sum())
-    counts = dist.all_reduce(torch.tensor([hits, float(len(part))], dtype=torch.float64))
-    return round(100.0 * float(counts[0]) / max(float(counts[1]), 1.0), 2)
-
-
 def evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], dist: Distributed,
                      **kwargs: Any) -> dict[str, Any]:  # fmt: skip
     """``evaluation.evaluate`` of the whole split, each rank predicting its own share: the predictions are
     gathered back into the split's order, the padding that equal-sized messages need is dropped, and every
-    rank gets the report one process would have made."""
+    rank gets the report one process would have made.
+
+    The last report is remembered with what it was made from (the model, split and pipeline objects, each
+    weight's version counter, which any in-place write bumps, and its sum): the final test of a run whose
+    validation split is the test split reuses the last epoch's instead of predicting it again."""
+    import copy
+
+    import torch
+
+    objects = (model, split.pixels, split.labels, pipeline)  # compared by identity
+    tensors = [t.detach() for t in (*model.parameters(), *model.buffers())]
+    # A write through ``.data`` bumps no version counter: each tensor's sum catches those too.
+    sums = torch.stack([t.double().sum() for t in tensors]).tolist() if tensors else []
+    versions = tuple((t._version, t.data_ptr()) for t in tensors)
+    key = (versions, tuple(sums), len(split), tuple(labels), tuple(sorted(kwargs.items())))
+    last = _last_report
+    if last and last["key"] == key and all(r() is o for r, o in zip(last["refs"], objects, strict=True)):
+        return copy.deepcopy(last["report"])
+    report = _evaluate_sharded(model, split, pipeline, labels, dist, **kwargs)
+    _last_report.update(key=key, refs=[weakref.ref(o) for o in objects], report=copy.deepcopy(report))
+    return report
+
+
+_last_report: dict[str, Any] = {}
+
+
+def _evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], dist: Distributed,
+                      **kwargs: Any) -> dict[str, Any]:  # fmt: skip
     from zoo_train.evaluation import accuracy_report, evaluate, predict
 
     if not dist.enabled:

@@ -14,16 +14,31 @@ from typing import Any
 
 from zoo_core.errors import UsageError
 
+# On a CPU a batch's activations should stay in the caches: SimpleCNN predicts the 10,000 CIFAR-10 test
+# images in 0.9 s at batch 128 and 1.5 s at 256 (ImprovedCNN 2.1 s and 3.9 s) on the 2-vCPU dev box.
+CPU_EVAL_BATCH = 128
+GPU_EVAL_BATCH = 256
+
+
+def eval_batch_size(device: Any, train_batch: int = 0) -> int:
+    """The batch to predict with on ``device``: 128 on a CPU; on an accelerator 256, or the training batch
+    when larger (it fits, and needs no gradients)."""
+    import torch
+
+    return CPU_EVAL_BATCH if torch.device(device).type == "cpu" else max(GPU_EVAL_BATCH, train_batch)
+
 
 def predict(
-    model: Any, split: Any, pipeline: Any, *, batch_size: int = 256, precision: str = "fp32", k: int = 5
+    model: Any, split: Any, pipeline: Any, *, batch_size: int | None = None, precision: str = "fp32", k: int = 5
 ) -> tuple[Any, Any]:
-    """The top-``k`` predicted class indices (N x k) and the true labels (N), on the CPU."""
+    """The top-``k`` predicted class indices (N x k) and the true labels (N), on the CPU; ``batch_size``
+    defaults to ``eval_batch_size`` of the pipeline's device."""
     import torch
 
     from zoo_core.datasets import batches
     from zoo_core.devices import autocast
 
+    batch_size = batch_size or eval_batch_size(pipeline.device)
     was_training = model.training
     model.eval()
     tops, truths = [], []
@@ -34,12 +49,6 @@ def predict(
             truths.append(labels.cpu())
     model.train(was_training)
     return torch.cat(tops), torch.cat(truths)
-
-
-def top1(model: Any, split: Any, pipeline: Any, **kwargs: Any) -> float:
-    """Top-1 accuracy in percent (labels are model output indices)."""
-    top, labels = predict(model, split, pipeline, k=1, **kwargs)
-    return round(100.0 * float((top[:, 0] == labels).float().mean()), 2)
 
 
 def accuracy_report(top: Any, labels: Any, names: list[str]) -> dict[str, Any]:
@@ -69,8 +78,9 @@ def accuracy_report(top: Any, labels: Any, names: list[str]) -> dict[str, Any]:
 
 
 def evaluate(
-    model: Any, split: Any, pipeline: Any, labels: list[str], *, batch_size: int = 256, precision: str = "fp32"
-) -> dict[str, Any]:
+    model: Any, split: Any, pipeline: Any, labels: list[str], *, batch_size: int | None = None,
+    precision: str = "fp32",
+) -> dict[str, Any]:  # fmt: skip
     """``accuracy_report`` of ``model`` on ``split`` (whose labels index ``labels``)."""
     top, truth = predict(model, split, pipeline, batch_size=batch_size, precision=precision)
     return accuracy_report(top, truth, labels)
@@ -176,7 +186,7 @@ def _limited(split: Any, limit: int | None) -> Any:
 
 
 def evaluate_published(
-    spec: str, dataset: str, data_dir: str | None = None, *, device: str = "auto", batch_size: int = 256,
+    spec: str, dataset: str, data_dir: str | None = None, *, device: str = "auto", batch_size: int | None = None,
     precision: str = "fp32", data_options: dict[str, Any] | None = None, img_size: int | None = None,
     crop_pct: float | None = None, limit: int | None = None, workers: int = 2,
 ) -> dict[str, Any]:  # fmt: skip
@@ -190,7 +200,7 @@ def evaluate_published(
 
     from zoo_core.data_config import create_transform, override
     from zoo_core.datasets import load_dataset
-    from zoo_core.devices import check_precision, numerics, resolve_device
+    from zoo_core.devices import check_precision, keep_freed_cpu_memory, numerics, resolve_device
     from zoo_core.environment import environment
     from zoo_core.models import create_model, no_default_error, resolve
     from zoo_train.pipeline import BatchPipeline
@@ -203,6 +213,8 @@ def evaluate_published(
     pre = override(weights.preprocessing, img_size=img_size, crop_pct=crop_pct)
     dev = resolve_device(device)
     check_precision(dev, precision)
+    if dev.type == "cpu":
+        keep_freed_cpu_memory()
     data = load_dataset(dataset, data_dir, decode=is_training_pipeline(pre), for_training=False,
                         **(data_options or {}))  # fmt: skip
     model = create_model(entry.qualified, pretrained=tag)
@@ -215,7 +227,7 @@ def evaluate_published(
     model.to(dev, memory_format=torch.channels_last)
     with numerics(dev, precision):
         if split.pixels is None:
-            top, truth = predict_files(model, split, create_transform(pre), dev, batch_size=min(batch_size, 64),
+            top, truth = predict_files(model, split, create_transform(pre), dev, batch_size=min(batch_size or 64, 64),
                                        precision=precision, workers=workers)  # fmt: skip
         else:
             resize = None if is_training_pipeline(pre) else _resize_for(pre, tuple(split.pixels.shape[1:3]))

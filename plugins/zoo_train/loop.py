@@ -83,7 +83,8 @@ def _train(job: TrainJob) -> dict[str, Any]:
 
     from zoo_core.datasets import batches, num_batches
     from zoo_train.checkpoint import save_checkpoint
-    from zoo_train.distributed import average_norm_stats, restore_checkpoint, sharded_top1
+    from zoo_train.distributed import average_norm_stats, evaluate_sharded, restore_checkpoint
+    from zoo_train.evaluation import eval_batch_size
 
     cfg, device, reporter, dist = job.config, job.device, job.reporter, job.distributed
     optimizer = make_optimizer(cfg, job.params)
@@ -135,8 +136,8 @@ def _train(job: TrainJob) -> dict[str, Any]:
         if not math.isfinite(mean_loss):
             raise _diverged(mean_loss, epoch, step, cfg.lr, job)
         average_norm_stats(job.model, dist)
-        val = sharded_top1(job.model, job.val, job.eval_pipeline, dist, batch_size=max(cfg.batch_size, 256),
-                           precision=cfg.precision)  # fmt: skip
+        val = evaluate_sharded(job.model, job.val, job.eval_pipeline, job.labels, dist, precision=cfg.precision,
+                               batch_size=eval_batch_size(device, cfg.batch_size))["top1"]  # fmt: skip
         history.append({
             "epoch": epoch, "loss": round(mean_loss, 4), "train_top1": round(100.0 * total_correct / total_seen, 2),
             "val_top1": val, "images_per_s": round(total_seen / seconds, 1), "train_s": round(seconds, 2),

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from zoo_core.devices import PRECISIONS, check_precision
+from zoo_core.devices import PRECISIONS, check_precision, keep_freed_cpu_memory
 from zoo_core.distributed import Distributed
 from zoo_core.environment import utc_now
 from zoo_core.errors import UsageError, ZooError
@@ -236,6 +236,7 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
         on_main,
         shared,
     )
+    from zoo_train.evaluation import eval_batch_size
 
     reporter = (reporter or Reporter()) if dist.is_main else Reporter()  # one process reports progress
     config, entry, options = configure(model, dataset, options)
@@ -295,6 +296,8 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
         return TrainOutcome(finished["run_id"], run_dir, None, finished["metrics"], finished["training"])
     device = dist.device(config.device)
     check_precision(device, config.precision)
+    if device.type == "cpu":
+        keep_freed_cpu_memory()
 
     try:
         job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter, dist)
@@ -314,7 +317,8 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
                 raise shared(TrainingError(f"trainer {trainer.qualified} left non-finite weights: training "
                                            "diverged"), dist)  # fmt: skip
         report = evaluate_sharded(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels, dist,
-                                  batch_size=max(config.batch_size, 256), precision=config.precision)  # fmt: skip
+                                  batch_size=eval_batch_size(device, config.batch_size),
+                                  precision=config.precision)  # fmt: skip
     except KeyboardInterrupt:
         if dist.is_main:
             _mark(run_dir, record, "interrupted")
