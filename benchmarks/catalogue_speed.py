@@ -2,6 +2,9 @@
 `import timm; timm.list_models()`, each the median wall time of fresh processes.
 
     python benchmarks/catalogue_speed.py [--runs 5] [--out benchmarks/results/catalogue_speed.json]
+    python benchmarks/catalogue_speed.py --before-zoo ../old-checkout/.venv/bin/zoo   # before/after ratios
+
+With --before-zoo both are measured in alternation, round by round, each with its own ZOO_HOME.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -19,8 +21,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from zoo_bench.provenance import recorded_args
+from zoo_bench.provenance import recorded_command
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:
@@ -29,61 +32,84 @@ def wall(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def measure(zoo: str, runs: int) -> tuple[dict[str, Any], Any]:
+    """A generator of one round at a time of ``zoo``: cold list, warm list, --help (its ZOO_HOME kept)."""
+    home = Path(tempfile.mkdtemp(prefix="zoo_speed_"))
+    env = {**os.environ, "ZOO_HOME": str(home)}
+    env.pop("ZOO_CACHE", None)
+    times: dict[str, list[float]] = {"cold": [], "warm": [], "help": []}
+
+    def rounds() -> Any:
+        for i in range(runs):
+            if i < max(1, runs // 2):
+                shutil.rmtree(home / "cache", ignore_errors=True)
+                times["cold"].append(wall([zoo, "list", "--json"], env))
+            times["warm"].append(wall([zoo, "list", "--json"], env))
+            times["help"].append(wall([zoo, "--help"], env))
+            yield
+        models = subprocess.run([zoo, "list", "--json"], env=env, capture_output=True, text=True).stdout
+        times["models"] = [len(json.loads(models))]
+        shutil.rmtree(home, ignore_errors=True)
+
+    return times, rounds()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "catalogue_speed.json")
-    parser.add_argument("--zoo", help="the `zoo` to measure (default: the one on PATH), e.g. an older checkout's")
-    parser.add_argument("--before", type=Path, metavar="JSON",
-                        help="this script's result for an earlier zoo: before/after ratios are added")  # fmt: skip
+    parser.add_argument("--zoo", help="the `zoo` to measure (default: the one on PATH)")
+    parser.add_argument("--before-zoo", metavar="ZOO",
+                        help="an earlier zoo (e.g. an older checkout's venv/bin/zoo), measured in alternation with "
+                             "--zoo: before/after ratios are added")  # fmt: skip
     args = parser.parse_args()
 
     zoo = args.zoo or shutil.which("zoo")
     if zoo is None:
         sys.exit("benchmark: the `zoo` command is not installed (pip install -e .)")
-    home = Path(tempfile.mkdtemp(prefix="zoo_speed_"))
-    env = {**os.environ, "ZOO_HOME": str(home)}
-    env.pop("ZOO_CACHE", None)
-    list_cmd = [zoo, "list", "--json"]
-    cold = []
-    for _ in range(max(1, args.runs // 2)):
-        shutil.rmtree(home / "cache", ignore_errors=True)
-        cold.append(wall(list_cmd, env))
-    warm = [wall(list_cmd, env) for _ in range(args.runs)]
-    helped = [wall([zoo, "--help"], env) for _ in range(args.runs)]
-    timm = [wall([sys.executable, "-c", "import timm; timm.list_models()"], env) for _ in range(args.runs)]
-    models = len(json.loads(subprocess.run(list_cmd, env=env, capture_output=True, text=True).stdout))
-    shutil.rmtree(home, ignore_errors=True)
+    after, after_rounds = measure(zoo, args.runs)
+    sides = [after_rounds]
+    if args.before_zoo:
+        before, before_rounds = measure(args.before_zoo, args.runs)
+        sides.append(before_rounds)
+    for i in range(args.runs):  # alternate which zoo goes first, round by round
+        for side in sides[:: 1 if i % 2 == 0 else -1]:
+            next(side)
+    for side in sides:
+        next(side, None)  # the final count and clean-up
+    timm = [wall([sys.executable, "-c", "import timm; timm.list_models()"], dict(os.environ)) for _ in range(args.runs)]
 
     import importlib.metadata as md
 
-    result = {
-        "benchmark": "catalogue_speed",
-        "models_listed": models,
-        "zoo_list_json_cold_s": round(statistics.median(cold), 3),
-        "zoo_list_json_warm_s": round(statistics.median(warm), 3),
-        "zoo_help_s": round(statistics.median(helped), 3),
-        "timm_list_models_s": round(statistics.median(timm), 3),
-        "runs": args.runs,
-        "environment": {
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "python": platform.python_version(),
-            "zoo": md.version("zoo"),
-            "timm": md.version("timm"),
-            "torch": md.version("torch"),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": shlex.join(["python", "benchmarks/catalogue_speed.py", *recorded_args(sys.argv[1:])]),
-        },
+    def summary(times: dict[str, list[float]]) -> dict[str, Any]:
+        return {
+            "models_listed": times["models"][0],
+            "zoo_list_json_cold_s": round(statistics.median(times["cold"]), 3),
+            "zoo_list_json_warm_s": round(statistics.median(times["warm"]), 3),
+            "zoo_help_s": round(statistics.median(times["help"]), 3),
+            "runs_s": {k: [round(t, 3) for t in times[k]] for k in ("cold", "warm", "help")},
+        }
+
+    result: dict[str, Any] = {"benchmark": "catalogue_speed", **summary(after)}
+    result["timm_list_models_s"] = round(statistics.median(timm), 3)
+    result["runs"] = args.runs
+    if args.before_zoo:
+        result["before"] = summary(before)
+        keys = ("zoo_list_json_cold_s", "zoo_list_json_warm_s", "zoo_help_s")
+        result["after_over_before"] = {k: round(result[k] / result["before"][k], 3) for k in keys}
+    result["environment"] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "zoo": md.version("zoo"),
+        "timm": md.version("timm"),
+        "torch": md.version("torch"),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": recorded_command("catalogue_speed.py", sys.argv[1:]),
     }
-    if args.before:
-        before = json.loads(args.before.read_text())
-        result["before"] = {k: before.get(k) for k in ("zoo_list_json_cold_s", "zoo_list_json_warm_s", "zoo_help_s")}
-        result["before"]["command"] = before.get("environment", {}).get("command")
-        result["after_over_before"] = {k: round(result[k] / v, 3) for k, v in result["before"].items()
-                                       if isinstance(v, (int, float)) and v}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    from zoo_core.atomic_io import atomic_write_json
+
+    atomic_write_json(args.out, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2))
 
 
 if __name__ == "__main__":

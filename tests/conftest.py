@@ -118,3 +118,13 @@ class PluginVenv:
 def plugin_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     """One fresh virtual environment per test module, for installing plugins with `zoo install`."""
     return PluginVenv(tmp_path_factory.mktemp("venv"))
+
+
+def ctrl_c_default() -> None:
+    """A ``preexec_fn`` for a child that the test will Ctrl-C: SIGINT back to its default action. A shell
+    without job control starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT, so a
+    suite run with ``&`` would otherwise give children that Ctrl-C cannot reach."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from conftest import ctrl_c_default
 
 from zoo_core.cli import main
 
@@ -181,7 +182,7 @@ def test_ctrl_c_prints_the_models_that_finished(tmp_path, scale_models):
     cmd = [sys.executable, "-m", "zoo_core.cli", "benchmark", "-m", "scaletest:sleepy*", "--device", "cpu",
            "--warmup", "0", "--iters", "10", "-b", "2", "--csv", str(csv_path)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+                            text=True, start_new_session=True, preexec_fn=ctrl_c_default)  # fmt: skip
     try:
         assert proc.stderr is not None
         seen = []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -273,3 +275,39 @@ def test_names_with_an_unknown_prefix_go_to_the_resolve_hook(plugin_path):
         zoo_core.create_model("boom:x")
     assert str(info.value) == ("plugin 'alias-resolver' failed resolving model name 'boom:x': RuntimeError: the "
                                "resolver broke")  # fmt: skip
+
+
+def test_entry_points_are_cached_until_a_folder_on_the_path_changes(tmp_path: Path, monkeypatch) -> None:
+    import importlib.metadata as md
+
+    from conftest import write_plugin_dist
+
+    from zoo_core import plugins as host
+    from zoo_core.paths import cache_dir
+
+    def cached_file() -> Path:
+        return cache_dir() / "catalogue" / f"entry-points-{host._path_key()[0]}.json"
+
+    root = tmp_path / "site"
+    write_plugin_dist(root, "zoo-first", "first", "zoo_first_plugin", "")
+    monkeypatch.syspath_prepend(str(root))
+    # Just installed: the folder's mtime may not move for the next install in the same clock tick, so the
+    # entry points are read afresh and not kept.
+    assert "first" in {ep.name for ep in host.find_entry_points()} and not cached_file().exists()
+
+    old = time.time() - 60
+    os.utime(root, (old, old))
+    monkeypatch.setattr(host, "RACY_NS", 0)  # other folders on the path may have changed just now too
+    assert "first" in {ep.name for ep in host.find_entry_points()} and cached_file().exists()
+
+    def unused(**kwargs: object) -> None:
+        raise AssertionError("importlib.metadata was asked again")
+
+    with monkeypatch.context() as m:
+        m.setattr(md, "entry_points", unused)
+        cached = {ep.name: ep for ep in host.find_entry_points()}  # from the cache file
+    assert cached["first"].dist == "zoo-first" and cached["first"].version == "1.0"
+    assert cached["cnn"].dist == "zoo" and cached["cnn"].load().__name__ == cached["cnn"].value
+
+    write_plugin_dist(root, "zoo-second", "second", "zoo_second_plugin", "")  # an install into the same folder
+    assert {"first", "second"} <= {ep.name for ep in host.find_entry_points()}
