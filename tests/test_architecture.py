@@ -207,3 +207,20 @@ def test_every_guarantee_in_the_readme_names_tests_that_exist():
         for name in re.findall(r"`(test_\w+?)(\*?)`", names):
             pattern = rf"def {name[0]}\w*\(" if name[1] else rf"def {name[0]}\("
             assert re.search(pattern, text), f"README names {filename}::{''.join(name)}, which is not there"
+
+
+def test_no_committed_file_holds_a_path_of_this_machine() -> None:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    here = [str(ROOT), str(ROOT.parent / "shared"), os.path.expanduser("~") + os.sep]
+    here = [p for p in here if len(p) > 2]  # a checkout at / or a home of / would match everything
+    found = []
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        path = ROOT / name
+        try:
+            text = path.read_bytes()[:2_000_000].decode("utf-8")
+        except (OSError, UnicodeDecodeError):  # binary files (plots) hold no paths worth checking
+            continue
+        found += [f"{name}: {p}" for p in here if p in text]
+    assert not found, "machine paths in committed files (write $ZOO_DATA/... or a relative path):\n" + "\n".join(found)
