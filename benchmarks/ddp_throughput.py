@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 2 or args.batch_size % args.ranks:
         parser.error("--epochs must be at least 2 and --batch-size divisible by --ranks")
 
+    from zoo_bench.provenance import recorded_command
+
     from zoo_core.atomic_io import atomic_write_json
     from zoo_core.environment import environment
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         row["speedup_vs_one_process"] = round(row["images_per_s"] / base, 2)
     record = {
         "benchmark": "ddp_throughput",
-        "command": shlex.join(["python", "benchmarks/ddp_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": recorded_command("ddp_throughput.py", sys.argv[1:] if argv is None else argv),
         "model": args.model,
         "dataset": f"synthetic 3x32x32, {args.train_size} training images",
         "epochs": args.epochs,

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shlex
 import shutil
 import statistics
 import sys
@@ -24,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from zoo_bench.provenance import recorded_args
+from zoo_bench.provenance import recorded_command
+
+from zoo_core.atomic_io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_bench_write"
@@ -117,11 +118,10 @@ def main() -> None:
             "torch": torch.__version__,
             "precision": "fp32 weights",
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": shlex.join(["python", "benchmarks/hub_transfer.py", *recorded_args(sys.argv[1:])]),
+            "command": recorded_command("hub_transfer.py", sys.argv[1:]),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -13,14 +13,13 @@ rounds. The tight loop must not be more than 3% faster.
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from zoo_bench.provenance import recorded_args
+from zoo_bench.provenance import recorded_command
 
 HERE = Path(__file__).resolve().parent
 LIMIT = 0.03
@@ -71,7 +70,7 @@ def main() -> None:
     a = p.parse_args()
     from zoo_bench.idle import wait_until_idle
 
-    command = shlex.join(["python", "benchmarks/overhead.py", *recorded_args(sys.argv[1:])])
+    command = recorded_command("overhead.py", sys.argv[1:])
     results: dict[str, Any] = {"limit": LIMIT, "rounds": a.rounds, "warmup": a.warmup, "models": {},
                                "command": command}  # fmt: skip
     for item in a.models:

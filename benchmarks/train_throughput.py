@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from zoo_bench.provenance import recorded_args, recorded_path
+from zoo_bench.provenance import recorded_command, recorded_path
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -134,7 +133,7 @@ def provenance(argv: list[str] | None, precision: str) -> dict[str, Any]:
     env = {**environment("cpu"), "precision": precision}
     args = argv if argv is not None else sys.argv[1:]
     return {"environment": env,
-            "command": shlex.join(["python", "benchmarks/train_throughput.py", *recorded_args(args)])}  # fmt: skip
+            "command": recorded_command("train_throughput.py", args)}  # fmt: skip
 
 
 def accuracy(args: argparse.Namespace, argv: list[str] | None) -> int:

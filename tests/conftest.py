@@ -128,3 +128,12 @@ def ctrl_c_default() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+

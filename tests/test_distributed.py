@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
+from test_train import _wait_for
 from zoo_registry import store
 from zoo_train.evaluation import evaluate_published
 
@@ -98,12 +99,6 @@ def zoo(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> 
     """``zoo ARGS`` in a fresh process, the way a user runs it."""
     return subprocess.run([sys.executable, "-m", "zoo_core", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -287,9 +282,7 @@ def test_a_killed_rank_ends_the_job_in_one_line_and_the_job_resumes(probe, capsy
             "--tag", "killed", "--nproc-per-node", "2"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "zoo_core", *args], text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=os.environ.copy())  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for(checkpoint, proc, timeout=240)
     victim = _worker_pid(proc.pid, 1)
     assert victim is not None, "no rank 1 worker found"
     os.kill(victim, signal.SIGKILL)
@@ -335,9 +328,7 @@ def test_a_hung_rank_ends_the_job_after_the_timeout(probe) -> None:
                              "--epochs", "4", "--batch-size", "8", "--tag", "hung", "--nproc-per-node", "2",
                              "--dist-timeout", "3"], text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for(checkpoint, proc, timeout=240)
     victim = _worker_pid(proc.pid, 1)
     assert victim is not None, "no rank 1 worker found"
     os.kill(victim, signal.SIGSTOP)  # alive, holding its sockets open, answering nothing

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import free_port
 from hub_server import HubServer
 from zoo_registry import store
 
@@ -389,12 +389,6 @@ def test_offline_a_pulled_or_cached_repo_loads_without_the_network_and_an_uncach
 
 
 # -- failures: one line, a non-zero exit, the local entry untouched ------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize(("setup", "args", "code", "message"), [

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_plugins import BROKEN_IMPORT, RAISES_IN_HOOK
 
 from zoo_core import plugins
 from zoo_core.cli import main
@@ -20,15 +21,12 @@ from zoo_core.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "plugins" / "example"
 
-BROKEN_IMPORT = "raise ImportError('this plugin needs a package that is not installed')\n"
-RAISES = """
-from zoo_core import hookimpl
 
-@hookimpl
-def zoo_register_models(register):
-    raise RuntimeError('boom inside the hook')
-"""
-TWIN = """
+
+def linear_models(*names: str) -> str:
+    """A plugin source registering a small linear model under each of ``names``."""
+    registers = "".join(f"    register({n!r}, build)\n" for n in names)
+    return f"""
 from zoo_core import hookimpl
 
 def build(num_classes=10):
@@ -37,20 +35,10 @@ def build(num_classes=10):
 
 @hookimpl
 def zoo_register_models(register):
-    register("twin", build)
-    register("{also}", build)
-"""
-GOOD = """
-from zoo_core import hookimpl
+{registers}"""
 
-def build(num_classes=10):
-    import torch.nn as nn
-    return nn.Linear(4, num_classes)
 
-@hookimpl
-def zoo_register_models(register):
-    register("needynet", build)
-"""
+GOOD = linear_models("needynet")
 
 
 def lines(text: str) -> list[str]:
@@ -62,9 +50,9 @@ def lines(text: str) -> list[str]:
 
 def test_check_reports_broken_entry_points_failing_hooks_unmet_requirements_and_shared_names(plugin_path, capsys):
     plugin_path("zoo-broken", "broken", "zoo_broken_plugin", BROKEN_IMPORT)
-    plugin_path("zoo-raiser", "raiser", "zoo_raiser_plugin", RAISES)
-    plugin_path("zoo-twin-a", "twina", "zoo_twina_plugin", TWIN.format(also="simplecnn"))
-    plugin_path("zoo-twin-b", "twinb", "zoo_twinb_plugin", TWIN.format(also="twinb_own"))
+    plugin_path("zoo-raiser", "raiser", "zoo_raiser_plugin", RAISES_IN_HOOK)
+    plugin_path("zoo-twin-a", "twina", "zoo_twina_plugin", linear_models("twin", "simplecnn"))
+    plugin_path("zoo-twin-b", "twinb", "zoo_twinb_plugin", linear_models("twin", "twinb_own"))
     plugin_path("zoo-needy", "needy", "zoo_needy_plugin", GOOD, version="2.0",
                 requires=["numpy>=999", "zoo-nowhere-to-be-found>=1", "pytest; extra == 'test'"])  # fmt: skip
     assert main(["plugins", "--check"]) == 1
@@ -103,7 +91,7 @@ def test_check_passes_when_nothing_is_wrong_even_under_strict_plugins(monkeypatc
 
 def test_check_under_strict_plugins_reports_every_failure(plugin_path, monkeypatch, capsys):
     plugin_path("zoo-broken", "broken", "zoo_broken_plugin", BROKEN_IMPORT)
-    plugin_path("zoo-raiser", "raiser", "zoo_raiser_plugin", RAISES)
+    plugin_path("zoo-raiser", "raiser", "zoo_raiser_plugin", RAISES_IN_HOOK)
     monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
     assert main(["plugins", "--check", "--json"]) == 1
     assert {f["plugin"] for f in json.loads(capsys.readouterr().out)["findings"] if f["problem"]} == {"broken",
@@ -113,7 +101,7 @@ def test_check_under_strict_plugins_reports_every_failure(plugin_path, monkeypat
 def test_trace_prints_each_import_and_hook_call_with_its_time_and_what_it_registered(plugin_path, monkeypatch,
                                                                                      capsys):  # fmt: skip
     plugin_path("zoo-needy", "needy", "zoo_needy_plugin", GOOD)
-    plugin_path("zoo-raiser", "raiser", "zoo_raiser_plugin", RAISES)
+    plugin_path("zoo-raiser", "raiser", "zoo_raiser_plugin", RAISES_IN_HOOK)
     monkeypatch.setenv("ZOO_TRACE_PLUGINS", "1")
     assert main(["list", "needynet"]) == 0
     err = capsys.readouterr().err

@@ -305,8 +305,8 @@ def _train_in_background(tag: str, epochs: int = 40) -> subprocess.Popen:
                             preexec_fn=ctrl_c_default)  # fmt: skip
 
 
-def _wait_for(path: Path, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert path.exists(), proc.communicate()[1]
@@ -466,7 +466,8 @@ def test_cpu_training_steps_reuse_freed_memory_instead_of_faulting_it_in_again()
 
     def faults(mode: str) -> float:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GLIBC_TUNABLES", "MALLOC_"))}
-        out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True, text=True, env=env)
+        out = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True, text=True, env=env,
+                             timeout=300)
         assert out.returncode == 0, out.stderr
         return float(out.stdout.split()[-1])
 

@@ -29,6 +29,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def remove_torn_writes(folder: str | os.PathLike[str]) -> None:
+    """Delete the temporary files of ``atomic_write_*`` calls that a kill cut short in ``folder`` (the last
+    whole file each was replacing stays)."""
+    for leftover in Path(folder).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -144,12 +144,12 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
     from zoo_core.models import model_info, resolve
     from zoo_core.plugins import get_catalogue
 
-    entry, tag = resolve(model)
-    info = model_info(model, stats=False)
+    entry, tag = resolve(model)  # once: an hf-hub: name asks the Hub
+    info = model_info(entry.qualified, stats=False)
     if not no_stats:
-        from zoo_core.stats_cache import lookup, model_query
+        from zoo_core.stats_cache import lookup, model_query, tag_query
 
-        counted = lookup([model_query(entry)], ["num_params", "gmacs"])[0]
+        counted = lookup([tag_query(entry, tag) if tag else model_query(entry)], ["num_params", "gmacs"])[0]
         info.update({k: v for k, v in counted.items() if v is not None})
     if as_json:
         echo_json(info)
@@ -161,7 +161,9 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
     if info["also_in"]:
         means = "means this one" if info["default"] else "is another plugin's"
         click.echo(f"  also in       {', '.join(info['also_in'])} -- the bare name '{info['name']}' {means}")
-    size, at = "x".join(map(str, info["input_size"])), "x".join(map(str, info["input_size"][1:]))
+    size = "x".join(map(str, info["input_size"]))
+    counted_at = entry.pretrained[tag]["preprocessing"]["input_size"] if tag else info["input_size"]
+    at = "x".join(map(str, counted_at[1:]))  # where parameters and GMACs were counted
     least = info.get("min_input_size")
     click.echo(f"  input         {size}" + (f" (at least {'x'.join(map(str, least[1:]))})" if least else ""))
     click.echo(f"  mean          {' '.join(f'{v:g}' for v in info['mean'])}")

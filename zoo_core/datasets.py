@@ -175,11 +175,9 @@ def batches(
     """
     import torch
 
+    order = torch.randperm(len(split), generator=generator) if shuffle else None
     if world_size > 1:
-        order = torch.randperm(len(split), generator=generator) if shuffle else torch.arange(len(split))
         order = shard_indices(len(split), rank, world_size, order=order, pad=True)
-    else:
-        order = torch.randperm(len(split), generator=generator) if shuffle else None
     n = len(split) if order is None else len(order)
     stop = n - n % batch_size if drop_last or (shuffle and n % batch_size == 1) else n
     for i in range(start * batch_size, stop, batch_size):

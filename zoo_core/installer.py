@@ -11,12 +11,13 @@ import importlib
 import importlib.metadata as md
 import importlib.util
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import ENTRY_POINT_GROUP, ZOO_DIST, drop_cached
@@ -24,11 +25,6 @@ from zoo_core.plugins import ENTRY_POINT_GROUP, ZOO_DIST, drop_cached
 
 class PipError(ZooError):
     """pip itself failed; its own messages are already on the terminal."""
-
-
-def canonical(name: str) -> str:
-    """A distribution name as PEP 503 compares them: ``Zoo_Example`` and ``zoo-example`` are one."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass
@@ -47,10 +43,10 @@ def installed() -> dict[str, InstalledDist]:
     found: dict[str, InstalledDist] = {}
     for dist in md.distributions():
         name = dist.metadata["Name"]
-        if not name or canonical(name) in found:
+        if not name or canonicalize_name(name) in found:
             continue
         plugins = [ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
-        found[canonical(name)] = InstalledDist(name, dist.version, plugins, _stamp(dist))
+        found[canonicalize_name(name)] = InstalledDist(name, dist.version, plugins, _stamp(dist))
     return found
 
 
@@ -173,8 +169,8 @@ def install(
     folders += [p for p in paths if p is not None and p.is_dir()]
     for folder in folders:
         _check_project(folder, str(folder))
-    if build_isolation is None:  # wheels need no build; a name or URL may need anything
-        only_local = all(p is not None for p in paths)
+    if build_isolation is None:  # wheels need no build; a name, URL or sdist may need anything
+        only_local = all(p is not None and (p.is_dir() or p.suffix == ".whl") for p in paths)
         build_isolation = not (only_local and all(build_requirements_met(f) for f in folders))
     args = ["install"]
     if upgrade:
@@ -201,16 +197,16 @@ def resolve_dists(names: Sequence[str], dists: dict[str, InstalledDist]) -> list
     by_plugin = {p: d for d in dists.values() for p in d.plugins}
     chosen: dict[str, InstalledDist] = {}
     for name in names:
-        dist = dists.get(canonical(name)) or by_plugin.get(name)
+        dist = dists.get(canonicalize_name(name)) or by_plugin.get(name)
         if dist is None:
             raise UsageError(f"'{name}' is neither an installed distribution nor a plugin; `zoo plugins` lists "
                              "plugins with their distributions")  # fmt: skip
-        if canonical(dist.name) == ZOO_DIST:
+        if canonicalize_name(dist.name) == ZOO_DIST:
             raise UsageError("zoo uninstall removes plugins, not zoo itself (that is: python -m pip uninstall zoo)")
         if not dist.plugins:  # pip's job, not zoo's: a library other packages may need
             raise UsageError(f"{dist.name} is not a zoo plugin (it declares no zoo.plugins entry point); remove it "
                              "with pip if you mean to")  # fmt: skip
-        chosen[canonical(dist.name)] = dist
+        chosen[canonicalize_name(dist.name)] = dist
     return list(chosen.values())
 
 

@@ -8,7 +8,6 @@ cache dropped, every hook called); zoo's own come from the cache when it is fres
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo_core import hookspecs
-from zoo_core.plugins import ENTRY_POINT_GROUP, ZOO_DIST, PluginHost, PluginInfo, drop_cached
+from zoo_core.plugins import ZOO_DIST, PluginHost, PluginInfo, drop_cached, find_entry_points
 from zoo_core.requirements import unmet
 
 KINDS = ("model", "dataset", "trainer", "command")
@@ -82,17 +81,14 @@ def _failures(info: PluginInfo) -> list[Finding]:
     return found
 
 
-def _requirements(infos: list[PluginInfo]) -> list[Finding]:
+def _requirements(host: PluginHost, infos: list[PluginInfo]) -> list[Finding]:
     found = []
     seen: set[str] = set()
     for info in infos:
-        if not info.dist or info.dist in seen:
-            continue
+        if not info.dist or info.dist in seen or host.infos.get(info.name) is not info:
+            continue  # (the last: a second distribution declaring a taken name, reported as such)
         seen.add(info.dist)
-        try:
-            requires = md.distribution(info.dist).requires or []
-        except md.PackageNotFoundError:
-            continue
+        requires = host.requires(info.name)
         plugins = ", ".join(f"'{i.name}'" for i in infos if i.dist == info.dist)
         for miss in unmet(requires):
             found.append(Finding(True, "requirement", info.name,
@@ -129,14 +125,12 @@ def _clashes(host: PluginHost) -> tuple[list[dict[str, Any]], list[Finding]]:
 
 def check_plugins() -> CheckReport:
     """Load every plugin (third-party ones afresh) and report what is wrong with them."""
-    points = md.entry_points(group=ENTRY_POINT_GROUP)
-    own = {ep.name for ep in points if getattr(getattr(ep, "dist", None), "name", None) == ZOO_DIST}
-    drop_cached({ep.name for ep in points} - own)  # third-party plugins: their hooks really run now
+    drop_cached({ep.name for ep in find_entry_points(use_cache=False) if ep.dist != ZOO_DIST})  # their hooks run now
     with _lenient():
         host = PluginHost()
         host.load()
     findings = [f for info in host.plugin_list for f in _failures(info)]
-    findings += _requirements(host.plugin_list)
+    findings += _requirements(host, host.plugin_list)
     clashes, notes = _clashes(host)
     plugins = [{"name": i.name, "dist": i.dist, "version": i.version, "status": i.status, "errors": i.errors}
                for i in host.plugin_list]  # fmt: skip

@@ -520,6 +520,10 @@ class PluginHost:
         suffix = ".summary.json" if part == "summary" else ".json"
         return cache_dir() / "catalogue" / f"{info.name}-{self._cache_key(info)}{suffix}"
 
+    def requires(self, plugin: str) -> list[str]:
+        """The ``Requires-Dist`` lines of the plugin's distribution."""
+        return list(self._eps[plugin].requires)
+
     def cache_key(self, plugin: str) -> str:
         """The key of the plugin's cached metadata: other caches of what a plugin registered use it too."""
         return self._cache_key(self.infos[plugin])
@@ -600,7 +604,7 @@ def drop_cached(plugin_names: Iterable[str]) -> int:
     names = "|".join(re.escape(n) for n in plugin_names)
     if not names:
         return 0
-    pattern = re.compile(f"(?:{names})-[0-9a-f]{{16}}(?:\\.summary)?\\.json")
+    pattern = re.compile(f"(?:{names})-[0-9a-f]{{16}}(?:\\.summary)?\\.json|entry-points-[0-9a-f]{{16}}\\.json")
     removed = 0
     try:
         paths = list((cache_dir() / "catalogue").iterdir())
@@ -608,8 +612,11 @@ def drop_cached(plugin_names: Iterable[str]) -> int:
         return 0
     for path in paths:
         if pattern.fullmatch(path.name):
-            path.unlink(missing_ok=True)
-            removed += 1
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: its keys still change with what was installed
+                continue
+            removed += not path.name.startswith("entry-points-")
     return removed
 
 

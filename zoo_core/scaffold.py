@@ -7,7 +7,6 @@ the folder appears whole (written aside, then renamed) or not at all.
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import keyword
 import os
 import re
@@ -16,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from zoo_core.errors import UsageError
-from zoo_core.plugins import ENTRY_POINT_GROUP
+from zoo_core.plugins import find_entry_points
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -149,8 +148,7 @@ def new_plugin(name: str, parent: str | os.PathLike[str] = ".") -> Path:
     from zoo_core import __version__
 
     plugin = plugin_name(name)
-    points = md.entry_points(group=ENTRY_POINT_GROUP)
-    taken = {ep.name: getattr(getattr(ep, "dist", None), "name", "?") for ep in points}
+    taken = {ep.name: ep.dist or "?" for ep in find_entry_points(use_cache=False)}
     if plugin in taken:
         raise UsageError(f"the plugin name '{plugin}' is taken by the installed distribution {taken[plugin]}; "
                          "choose another")  # fmt: skip

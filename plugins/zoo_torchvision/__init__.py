@@ -69,7 +69,7 @@ def construction_kwargs(arch: str, weights: Any) -> dict[str, Any]:
     return {arg: int(min_size[0])} if arg == "image_size" else {arg: [int(s) for s in min_size]}
 
 
-def weight_metadata(weights: Any, arch: str | None = None) -> dict[str, Any]:
+def weight_metadata(weights: Any, arch: str) -> dict[str, Any]:
     """One torchvision ``Weights`` value in the weights schema: its ``transforms()`` (resize the shorter side
     to ``resize_size``, centre-crop ``crop_size``) as preprocessing, its metadata as the rest."""
     meta = weights.meta
@@ -77,7 +77,6 @@ def weight_metadata(weights: Any, arch: str | None = None) -> dict[str, Any]:
     crop = _side(transform.crop_size)
     resize = _side(transform.resize_size)
     metrics = next(iter(meta.get("_metrics", {}).values()), {})
-    arch = arch or _arch_of(weights)
     return {
         "source": "torchvision",
         "url": weights.url,
@@ -100,16 +99,6 @@ def weight_metadata(weights: Any, arch: str | None = None) -> dict[str, Any]:
             "std": [float(v) for v in transform.std],
         },
     }
-
-
-def _arch_of(weights: Any) -> str:
-    """The architecture a ``Weights`` value belongs to (``ResNet50_Weights`` -> ``resnet50``)."""
-    import torchvision.models as tvm
-
-    for arch in tvm.list_models(module=tvm):
-        if tvm.get_model_weights(arch) is type(weights):
-            return arch
-    raise ValueError(f"no torchvision classification model has the weights {weights}")
 
 
 def _one_line(text: Any) -> str | None:

@@ -160,6 +160,9 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
         options["data_options"] = parse_options(data_opts)
     launch = Launch(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     if launch.requested:
+        from zoo_core.distributed import timeout_from_environment
+
+        timeout_from_environment(dist_timeout)  # a bad timeout fails once, here, not once per process
         return _launch(ctx, launch, model, dataset, options, LAUNCH_OPTIONS)
     command = os.environ.get(COMMAND_ENV) or command_line(ctx)
     with joined(dist_timeout) as dist:
@@ -169,8 +172,10 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
                             **options)  # fmt: skip
         except KeyboardInterrupt:
             reporter.close()
-            if not dist.is_main:
-                raise
+            if not dist.is_main:  # rank 0 says how to carry on, once
+                quiet = Interrupted(f"rank {dist.rank} stopped")
+                quiet.report = False
+                raise quiet from None
             raise _interrupted(model, dataset, options) from None
         finally:
             reporter.close()

@@ -69,16 +69,15 @@ def check_world(trainer: Any, dist: Distributed, config: Any, device_spec: str |
     if dist.world_size > 1 and not trainer.metadata.get("distributed"):
         raise UsageError(f"trainer {trainer.qualified} does not support distributed training (it does not "
                          "register with distributed=True); run it in one process")  # fmt: skip
-    spec = (device_spec or "auto").strip().lower()
-    if config.sync_bn and (spec == "cpu" or spec == "auto" and not _has_cuda()):
-        raise UsageError("--sync-bn needs CUDA devices; on CPUs zoo averages BatchNorm statistics over the "
-                         "ranks before each evaluation instead")  # fmt: skip
+    if config.sync_bn:
+        from zoo_core.devices import resolve_device
+
+        if resolve_device(device_spec or "auto").type != "cuda":
+            raise UsageError(SYNC_BN_NEEDS_CUDA)
 
 
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+SYNC_BN_NEEDS_CUDA = ("--sync-bn needs CUDA devices; on CPUs zoo averages BatchNorm statistics over the ranks "
+                      "before each evaluation instead")  # fmt: skip
 
 
 def sync_batchnorm(model: Any, dist: Distributed, device: Any, wanted: bool) -> Any:
@@ -87,8 +86,7 @@ def sync_batchnorm(model: Any, dist: Distributed, device: Any, wanted: bool) -> 
     if not wanted:
         return model
     if device.type != "cuda":
-        raise UsageError("--sync-bn needs CUDA devices; on CPUs zoo averages BatchNorm statistics over the ranks "
-                         "before each evaluation instead")  # fmt: skip
+        raise UsageError(SYNC_BN_NEEDS_CUDA)
     if not dist.enabled:
         return model  # one process: plain BatchNorm already sees the whole batch
     import torch
@@ -111,7 +109,9 @@ def average_norm_stats(model: Any, dist: Distributed) -> None:
     offset = 0
     with torch.no_grad():
         for buf in buffers:
-            buf.copy_(flat[offset : offset + buf.numel()].view_as(buf))
+            mean = flat[offset : offset + buf.numel()].view_as(buf)
+            if not torch.equal(buf, mean):  # an unchanged buffer keeps its version: see evaluate_sharded
+                buf.copy_(mean)
             offset += buf.numel()
 
 
@@ -190,6 +190,14 @@ def _evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], 
     return accuracy_report(ordered[:, :k], ordered[:, k], labels)
 
 
+def _read(path: Path) -> bytes:
+    """The file's bytes; an unreadable one gives no bytes, which every rank then fails to load alike."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
 def _share(split: Any, dist: Distributed, shard_indices: Callable[..., Any]) -> Any:
     index = shard_indices(len(split), dist.rank, dist.world_size, pad=False)
     return split.subset(index.to(split.pixels.device))
@@ -202,10 +210,9 @@ def restore_checkpoint(path: Path, model: Any, optimizer: Any, dist: Distributed
 
     if not dist.enabled:
         return load_checkpoint(path, model, optimizer) if path.is_file() else None
-    data = on_main(dist, lambda: path.is_file())  # one answer for all, so every rank makes the same calls
-    if not data:
+    if not on_main(dist, lambda: path.is_file()):  # one answer for all, so every rank makes the same calls
         return None
-    payload = dist.broadcast_bytes(path.read_bytes() if dist.is_main else None)
+    payload = dist.broadcast_bytes(_read(path) if dist.is_main else None)
     try:
         return load_checkpoint(path, model, optimizer, data=payload)
     except ZooError as e:  # the same bytes everywhere: the same error everywhere

@@ -107,8 +107,8 @@ def launch(launch: Launch, worker_args: list[str], command: str, info: Any = Non
             run(get_args_parser().parse_args(argv))
     except ChildFailedError as e:
         return _verdict(e)
-    except SignalException as e:
-        raise KeyboardInterrupt from e  # Ctrl-C or a scheduler's SIGTERM: torchrun has stopped the workers
+    except SignalException:  # Ctrl-C or a scheduler's SIGTERM: torchrun stopped the workers, and rank 0 said
+        return 130  # how to continue the run
     except RendezvousError as e:
         from zoo_core.distributed import brief
 

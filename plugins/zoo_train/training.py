@@ -16,10 +16,12 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from zoo_core.atomic_io import remove_torn_writes
 from zoo_core.devices import PRECISIONS, check_precision, keep_freed_cpu_memory
 from zoo_core.distributed import Distributed
 from zoo_core.environment import utc_now
@@ -199,11 +201,14 @@ def train(
 
 def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
                   dist: Distributed, options: dict[str, Any]) -> TrainOutcome:  # fmt: skip
-    """``_train``, with the failures of a distributed run made one line that names the rank."""
+    """The run, with the failures of a distributed run made one line that names the rank."""
     from zoo_core.distributed import CommunicationError, peer_failure
 
     try:
-        return _train(model, dataset, resume, reporter, command, dist, options)
+        from contextlib import ExitStack
+
+        with ExitStack() as held:  # rank 0 holds the run's lock from its plan to its end
+            return _train_locked(model, dataset, resume, reporter, command, dist, options, held)
     except Exception as e:
         reason = peer_failure(e) if dist.enabled else None
         if reason is not None:
@@ -213,14 +218,6 @@ def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | N
         if dist.enabled and not dist.is_main and isinstance(e, ZooError) and e.report:
             e.args = (f"rank {dist.rank}: {e}",)  # an error of this rank alone: say whose
         raise
-
-
-def _train(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
-           dist: Distributed, options: dict[str, Any]) -> TrainOutcome:  # fmt: skip
-    from contextlib import ExitStack
-
-    with ExitStack() as held:  # rank 0 holds the run's lock from its plan to its end
-        return _train_locked(model, dataset, resume, reporter, command, dist, options, held)
 
 
 def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
@@ -272,6 +269,7 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
                 record["distributed"] = dist.describe()
         check_precision(dist.device(config.device), config.precision)
         held.enter_context(run_lock(run_dir))
+        remove_torn_writes(run_dir)  # a checkpoint write that a kill cut short: the last whole one stays
         if resume and _published_by(entry.qualified, config.tag, run_dir.name):
             return {"config": asdict(config), "record": record, "run_dir": run_dir.name, "published": True}
         try:
@@ -289,11 +287,11 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
     config, record, run_dir = TrainConfig(**planned["config"]), planned["record"], runs_dir() / planned["run_dir"]
     assert config.tag is not None
     if planned.get("published"):  # killed after its publish, before it could say so: finish the record only
-        finished = on_main(dist, lambda: _finish_published(entry.qualified, config.tag, record, run_dir),
-                           share=lambda o: {"run_id": o.run_id, "metrics": o.metrics, "training": o.training})
-        if isinstance(finished, TrainOutcome):
-            return finished
-        return TrainOutcome(finished["run_id"], run_dir, None, finished["metrics"], finished["training"])
+        return _outcome_on_main(dist, lambda: _finish_published(entry.qualified, config.tag, record, run_dir),
+                                run_dir)  # fmt: skip
+    if config.trainer != trainer.name:  # a resumed run trains on with the trainer it was started with
+        trainer = get_catalogue().get("trainer", config.trainer)
+        check_world(trainer, dist, config, config.device)
     device = dist.device(config.device)
     check_precision(device, config.precision)
     if device.type == "cpu":
@@ -337,7 +335,14 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
         return _publish(job, config, trainer, data, result, report, record, run_dir, model_kwargs, preprocessing,
                         val_desc, command, device, dist)  # fmt: skip
 
-    outcome = on_main(dist, publish, share=lambda o: {"run_id": o.run_id, "metrics": o.metrics, "training": o.training})
+    return _outcome_on_main(dist, publish, run_dir)
+
+
+def _outcome_on_main(dist: Distributed, fn: Callable[[], TrainOutcome], run_dir: Path) -> TrainOutcome:
+    """``fn()`` on rank 0; the other ranks get the same outcome, less the registry entry only rank 0 holds."""
+    from zoo_train.distributed import on_main
+
+    outcome = on_main(dist, fn, share=lambda o: {"run_id": o.run_id, "metrics": o.metrics, "training": o.training})
     if isinstance(outcome, TrainOutcome):
         return outcome
     return TrainOutcome(outcome["run_id"], run_dir, None, outcome["metrics"], outcome["training"])
@@ -460,8 +465,6 @@ def prepare(
     from zoo_train.pipeline import BatchPipeline, channel_stats
 
     dist = distributed or Distributed()
-    for leftover in run_dir.glob(".*.tmp"):  # a checkpoint write that a kill cut short: the last whole one stays
-        leftover.unlink(missing_ok=True)
     with dist.local_main_first():  # one process per machine decodes into the dataset cache; the others read it
         data = load_dataset(config.dataset, config.data_dir, **config.data_options)
     splits = ", ".join(f"{name} {len(split):,}" for name, split in data.splits.items())

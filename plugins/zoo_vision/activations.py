@@ -19,7 +19,6 @@ class Activations:
     module_type: str
     reduction: int  # the layer's stride against the model input
     layout: str  # the layer's own layout: NCHW or NHWC
-    input: Any  # C x H x W: the normalised tensor the model saw
 
     def to_dict(self, shown: int | None = None) -> dict[str, Any]:
         maps = self.maps.float()
@@ -60,9 +59,10 @@ def activations(
     ``model`` is a name, an ``ImageModel`` or a module."""
     import torch
 
+    picture = as_image(image)  # a picture that cannot be read fails before the model loads
     loaded = load_model(model, device=device, img_size=img_size)
     chosen = loaded.layer(layer) if layer else first_conv_layer(loaded)
-    inputs = loaded.batch([as_image(image)])
+    inputs = loaded.batch([picture])
     captured: list[Any] = []
 
     def keep(_module: Any, _args: Any, output: Any) -> None:
@@ -79,7 +79,7 @@ def activations(
     if chosen.layout == "NHWC":
         maps = maps.permute(2, 0, 1)
     return Activations(maps=maps.cpu(), layer=chosen.name, module_type=type(loaded.module(chosen.name)).__name__,
-                       reduction=chosen.reduction, layout=chosen.layout, input=inputs[0].cpu())  # fmt: skip
+                       reduction=chosen.reduction, layout=chosen.layout)  # fmt: skip
 
 
 def list_layers(model: str | Any, *, device: str | Any | None = None,

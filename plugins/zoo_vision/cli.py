@@ -73,14 +73,15 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
     zoo predict simplecnn.run1 photos/ --json
     """
     from zoo_vision.image_model import load_model
-    from zoo_vision.predict import image_files, predict
+    from zoo_vision.predict import check_settings, image_files, predict
 
     if model_option and model:  # `-m MODEL a.jpg`: click gave the first image to the positional MODEL
         images, model = (model, *images), None
     spec = the_model(model, model_option)
     if not images:
         raise UsageError(f"give one or more images or folders: zoo predict {spec} IMAGE...")
-    files = image_files(images)  # a missing path fails before the model loads
+    check_settings(top_k, batch_size, workers)  # bad settings and missing paths fail before the model loads
+    files = image_files(images)
     loaded = load_model(spec, device=device, img_size=img_size)
     failed: list[tuple[str, str]] = []
 
@@ -135,13 +136,12 @@ def activations_cmd(model: str | None, model_option: str | None, image: str | No
     from zoo_core.output import check_plot
     from zoo_vision.activations import activations
     from zoo_vision.activations import list_layers as layers_of
-    from zoo_vision.image_model import load_model
+    from zoo_vision.image_model import as_image, load_model
 
     spec = the_model(model, model_option)
     if list_layers:
-        # The layers are the architecture's: without a tag named, no weights need to be read (or downloaded).
-        named_tag = "." in spec.rpartition(":")[2]
-        rows = layers_of(load_model(spec, pretrained=named_tag, device=device, img_size=img_size))
+        # The layers are the architecture's: no weights are read (or downloaded); a tag named keeps its sizes.
+        rows = layers_of(load_model(spec, pretrained=False, device=device, img_size=img_size))
         if as_json:
             echo_json(rows)
             return
@@ -157,8 +157,9 @@ def activations_cmd(model: str | None, model_option: str | None, image: str | No
         raise UsageError(f"--max-maps must be at least 1, got {max_maps}")
     if out:
         check_plot(out, "--out")
+    picture = as_image(image)  # a picture that cannot be read fails before the model loads
     loaded = load_model(spec, device=device, img_size=img_size)
-    result = activations(loaded, image, layer=layer)
+    result = activations(loaded, picture, layer=layer)
     from zoo_vision.pictures import save_figure
 
     if not out:
@@ -200,7 +201,7 @@ def gradcam_cmd(model: str | None, model_option: str | None, image: str | None, 
     """
     from zoo_core.output import check_output, check_plot
     from zoo_vision.gradcam import gradcam, require_captum
-    from zoo_vision.image_model import load_model
+    from zoo_vision.image_model import as_image, load_model
 
     spec = the_model(model, model_option)
     if not image:
@@ -214,8 +215,9 @@ def gradcam_cmd(model: str | None, model_option: str | None, image: str | None, 
             raise UsageError(f"--save-map {save_map}: the map is written as a NumPy file; name it FILE.npy")
         check_output(save_map, "--save-map")
     require_captum()  # before the model loads
+    picture = as_image(image)
     loaded = load_model(spec, device=device, img_size=img_size)
-    cam = gradcam(loaded, image, target=target, layer=layer)
+    cam = gradcam(loaded, picture, target=target, layer=layer)
     from zoo_vision.pictures import save_figure
 
     save_figure(cam.figure(alpha), out)

@@ -115,8 +115,8 @@ def gradcam(
     import torch
 
     require_captum()
+    picture = as_image(image)  # a picture that cannot be read fails before the model loads
     loaded = load_model(model, device=device, img_size=img_size)
-    picture = as_image(image)
     inputs = loaded.batch([picture])
     with torch.no_grad():
         logits = loaded.forward(inputs).float()

@@ -52,6 +52,11 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
+def check_settings(top_k: int, batch_size: int, workers: int) -> None:
+    if top_k < 1 or batch_size < 1 or workers < 1:
+        raise UsageError("--top-k, --batch-size and --workers must be at least 1")
+
+
 def predict(
     model: str | Any, images: Any, *, top_k: int = 5, batch_size: int = 32, device: str | Any | None = None,
     img_size: int | None = None, precision: str = "fp32", workers: int = 4,
@@ -65,8 +70,7 @@ def predict(
 
     from zoo_core.devices import autocast, check_precision
 
-    if top_k < 1 or batch_size < 1 or workers < 1:
-        raise UsageError("--top-k, --batch-size and --workers must be at least 1")
+    check_settings(top_k, batch_size, workers)
     items = images if isinstance(images, (list, tuple)) else [images]
     sources: list[Any] = []
     for item in items:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from zoo_core.console import echo_json
@@ -25,17 +23,8 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         echo_json([e.to_dict() for e in entries])
         return
-    from zoo_core.errors import UnknownNameError
-    from zoo_core.plugins import get_catalogue
     from zoo_core.table import format_table
-
-    catalogue = get_catalogue()
-
-    def shown(entry: Any) -> str:
-        try:
-            return catalogue.display_ref(entry.model_name, entry.tag)
-        except UnknownNameError:  # its model's plugin is not installed (or switched off)
-            return entry.ref
+    from zoo_registry.store import model_ref
 
     rows = []
     for e in entries:
@@ -44,14 +33,16 @@ def list_cmd(as_json: bool) -> None:
         dataset = str(m.get("dataset") or (e.config.get("training") or {}).get("dataset") or "")
         size_mb = f"{(e.config.get('size_bytes') or 0) / 1e6:.1f}"
         created = str(e.config.get("created", ""))[:10]
-        rows.append((shown(e), dataset, top1, e.config.get("num_classes"), size_mb, created))
+        ref = f"{model_ref(e.model_name)}.{e.tag}"
+        rows.append((ref, dataset, top1, e.config.get("num_classes"), size_mb, created))
     click.echo(format_table(["model.tag", "dataset", "test top-1 %", "classes", "MB", "created"], rows))
     click.echo(f"{len(rows)} entries in {registry_root()}.")
 
 
 @registry.command("show")
 @click.argument("ref", metavar="MODEL.TAG")
-@click.option("--verify", is_flag=True, help="Also re-hash the weights (slower for big files).")
+@click.option("--verify", is_flag=True,
+              help="Also re-hash the weights and check their shapes against the model (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
@@ -63,7 +54,7 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
 
     plugin, model, tag = split_ref(ref)
     entry = get(f"{plugin}:{model}", tag)
-    problems = check_entry(entry.path, rehash=verify)
+    problems = check_entry(entry.path, rehash=verify, shapes=verify)
     if as_json:
         echo_json({**entry.to_dict(full=True), "problems": [p.what for p in problems]})
     else:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo_core.catalogue import TAG_RE
 from zoo_core.environment import utc_now
+from zoo_core.errors import WeightsError
+from zoo_core.file_lock import file_lock
 from zoo_registry.store import (
     CARD_FILE,
     DEFAULT_FILE,
@@ -32,9 +32,10 @@ from zoo_registry.store import (
     model_ref,
     read_entry,
     registry_root,
+    stale_leftovers,
 )
 
-LEFTOVER_SECONDS = 60  # a staging folder this old belongs to no publish still running
+QUARANTINE, METRICS, CARD = "quarantine", "metrics", "card"  # what --fix does to an entry
 
 
 @dataclass
@@ -45,17 +46,10 @@ class Problem:
     what: str
     fix: str | None  # the repair, or None when there is none
     fixed: bool = False
+    kind: str | None = None  # QUARANTINE, METRICS or CARD for an entry's problem
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "problem": self.what, "fix": self.fix, "fixed": self.fixed}
-
-
-def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor shapes from a safetensors header, without reading the tensors."""
-    with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
 
 
 def _shape_problem(entry: Any) -> str | None:
@@ -65,7 +59,7 @@ def _shape_problem(entry: Any) -> str | None:
 
     from zoo_core.errors import ZooError
     from zoo_core.plugins import get_catalogue
-    from zoo_registry.weights_file import describe_mismatch, unwrap
+    from zoo_registry.weights_file import describe_mismatch, tensor_shapes, unwrap
 
     try:
         catalogue_entry = get_catalogue().get("model", entry.model_name)
@@ -74,37 +68,40 @@ def _shape_problem(entry: Any) -> str | None:
     except (ZooError, Exception):  # noqa: BLE001 - no plugin, or a builder that needs real tensors
         return None
     model_shapes = {k: tuple(v.shape) for k, v in unwrap(model).state_dict().items()}
-    mismatch = describe_mismatch(_header_shapes(entry.weights_path), model_shapes)
+    mismatch = describe_mismatch(tensor_shapes(entry.weights_path), model_shapes)
     return f"the weights do not fit the model its config.json rebuilds ({mismatch})" if mismatch else None
 
 
-def check_entry(entry_dir: Path, rehash: bool = True) -> list[Problem]:
-    """What is wrong with one entry folder (nothing: an empty list)."""
+def check_entry(entry_dir: Path, rehash: bool = True, shapes: bool = True) -> list[Problem]:
+    """What is wrong with one entry folder (nothing: an empty list). ``shapes`` also rebuilds the model on
+    the meta device to compare the weights' shapes (it imports torch and the model's plugin)."""
     from zoo_registry.weights_file import sha256_file
 
-    quarantine = "move it to registry/.quarantine/ (publish it again)"
+    def damaged(what: str) -> list[Problem]:  # nothing else about the entry matters then
+        return [Problem(entry_dir, what, "move it to registry/.quarantine/ (publish it again)", kind=QUARANTINE)]
+
     try:
         entry = read_entry(entry_dir)
     except FileNotFoundError:
-        return [Problem(entry_dir, "config.json is missing: zoo cannot rebuild the model", quarantine)]
+        return damaged("config.json is missing: zoo cannot rebuild the model")
     except (OSError, ValueError) as e:
-        return [Problem(entry_dir, f"config.json is broken ({e})", quarantine)]
+        return damaged(f"config.json is broken ({e})")
     weights = entry.weights_path
     if not weights.is_file():
-        return [Problem(entry_dir, f"{WEIGHTS_FILE} is missing", quarantine)]
+        return damaged(f"{WEIGHTS_FILE} is missing")
     size, recorded = weights.stat().st_size, entry.config.get("size_bytes")
     if recorded is not None and size != recorded:
-        return [Problem(entry_dir, f"{WEIGHTS_FILE} is {size:,} bytes, {recorded:,} were published (truncated "
-                                   "or replaced)", quarantine)]  # fmt: skip
+        return damaged(f"{WEIGHTS_FILE} is {size:,} bytes, {recorded:,} were published (truncated or replaced)")
     if rehash and sha256_file(weights) != entry.sha256:
-        return [Problem(entry_dir, f"{WEIGHTS_FILE} does not match its sha256 (corrupted or changed)", quarantine)]
+        return damaged(f"{WEIGHTS_FILE} does not match its sha256 (corrupted or changed)")
+    if shapes:
+        try:
+            shape_problem = _shape_problem(entry)
+        except WeightsError as e:
+            shape_problem = f"{WEIGHTS_FILE} is not a readable safetensors file ({e})"
+        if shape_problem:
+            return damaged(shape_problem)
     problems = []
-    try:
-        shape_problem = _shape_problem(entry)
-    except (OSError, ValueError, struct.error) as e:
-        shape_problem = f"{WEIGHTS_FILE} is not a readable safetensors file ({e})"
-    if shape_problem:
-        problems.append(Problem(entry_dir, shape_problem, quarantine))
     try:
         metrics = json.loads((entry_dir / METRICS_FILE).read_text(encoding="utf-8"))
         if not isinstance(metrics, dict):
@@ -112,25 +109,20 @@ def check_entry(entry_dir: Path, rehash: bool = True) -> list[Problem]:
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as e:
-        problems.append(Problem(entry_dir, f"metrics.json is broken ({e})", "write it again as {} with a new card"))
+        problems.append(Problem(entry_dir, f"metrics.json is broken ({e})", "write it again as {} with a new card",
+                                kind=METRICS))  # fmt: skip
     if not (entry_dir / CARD_FILE).is_file():
-        problems.append(Problem(entry_dir, "the model card README.md is missing", "write it again"))
+        problems.append(Problem(entry_dir, "the model card README.md is missing", "write it again", kind=CARD))
     return problems
 
 
 def _leftovers(root: Path) -> list[Problem]:
-    problems = []
-    now = time.time()
-    for folder, what in ((".staging", "a publish was killed"), (".trash", "a remove was killed")):
-        for child in sorted((root / folder).iterdir()) if (root / folder).is_dir() else []:
-            if now - child.stat().st_mtime > LEFTOVER_SECONDS:
-                problems.append(Problem(child, f"left over: {what} before it finished", "delete it"))
-    return problems
+    return [Problem(child, f"left over: {what} before it finished", "delete it")
+            for child, what in stale_leftovers(root)]  # fmt: skip
 
 
 def examine(fix: bool = False, rehash: bool = True) -> list[Problem]:
     """Every problem of the local registry; with ``fix``, each one that can be repaired is (``fixed``)."""
-    from zoo_core.file_lock import file_lock
     from zoo_core.plugins import refresh_weights
 
     root = registry_root()
@@ -141,13 +133,13 @@ def examine(fix: bool = False, rehash: bool = True) -> list[Problem]:
             p.fixed = not p.path.exists()
     for plugin_dir in _subdirs(root):
         for model_dir in _subdirs(plugin_dir):
-            problems += _check_model(model_dir, fix, rehash, file_lock)
+            problems += _check_model(model_dir, fix, rehash)
     if fix and any(p.fixed for p in problems):
         refresh_weights()
     return problems
 
 
-def _check_model(model_dir: Path, fix: bool, rehash: bool, file_lock: Callable[..., Any]) -> list[Problem]:
+def _check_model(model_dir: Path, fix: bool, rehash: bool) -> list[Problem]:
     problems: list[Problem] = []
     names = set(os.listdir(model_dir))
     for name in sorted(names):
@@ -161,15 +153,18 @@ def _check_model(model_dir: Path, fix: bool, rehash: bool, file_lock: Callable[.
                 p.fixed = not _aside_dir(entry_dir).exists()
             problems.append(p)
     for entry_dir in _subdirs(model_dir):
-        for p in check_entry(entry_dir, rehash):
-            if fix:
-                with file_lock(_lock_path(entry_dir)):
-                    p.fixed = _repair(p)
-            problems.append(p)
+        found = check_entry(entry_dir, rehash)
+        if fix and found:
+            with file_lock(_lock_path(entry_dir)):
+                _repair(entry_dir, found)
+        problems += found
     default = model_dir / DEFAULT_FILE
     if default.is_file():
-        tag = default.read_text(encoding="utf-8").strip()
-        if not (model_dir / tag).is_dir():
+        try:
+            tag = default.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            tag = ""
+        if not TAG_RE.match(tag) or not (model_dir / tag).is_dir():
             p = Problem(default, f"the default tag {tag!r} is not published any more", "drop the default")
             if fix:
                 default.unlink(missing_ok=True)
@@ -178,24 +173,23 @@ def _check_model(model_dir: Path, fix: bool, rehash: bool, file_lock: Callable[.
     return problems
 
 
-def _repair(problem: Problem) -> bool:
+def _repair(entry_dir: Path, problems: list[Problem]) -> None:
+    """Repair one entry's problems (``check_entry`` gives either one QUARANTINE or METRICS and CARD ones)."""
     from zoo_core.atomic_io import atomic_write_text
     from zoo_registry.model_card import render
 
-    entry_dir = problem.path
-    if problem.fix and problem.fix.startswith("move it to registry/.quarantine/"):
-        root = registry_root()
+    if problems[0].kind == QUARANTINE:
         stamp = utc_now().replace(":", "")
-        where = root / ".quarantine" / entry_dir.parent.parent.name / entry_dir.parent.name
+        where = registry_root() / ".quarantine" / entry_dir.parent.parent.name / entry_dir.parent.name
         target = where / f"{entry_dir.name}-{stamp}"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(entry_dir, target)
-        problem.fix = f"moved to {target}"
-        return True
+        problems[0].fix, problems[0].fixed = f"moved to {target}", True
+        return
     entry = read_entry(entry_dir)
-    if problem.what.startswith("metrics.json is broken"):
+    if any(p.kind == METRICS for p in problems):
         atomic_write_text(entry_dir / METRICS_FILE, "{}\n")
         entry.metrics = {}
     atomic_write_text(entry_dir / CARD_FILE, render(entry.config, entry.metrics, model_ref(entry.model_name)))
-    return True
-
+    for p in problems:
+        p.fixed = True

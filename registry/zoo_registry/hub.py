@@ -250,8 +250,6 @@ def _check_repo_content(settings: HubSettings, api: Any, repo_id: str, revision:
                         architecture: str) -> tuple[str, list[str]]:  # fmt: skip
     """The head commit of ``revision`` and its files, after making sure the repository holds nothing but
     zoo's files of the same architecture (a fresh repository holds only .gitattributes)."""
-    from huggingface_hub import hf_hub_download
-
     with hub_errors(settings, repo_id, f"reading {repo_id}"):
         info = api.model_info(repo_id, revision=revision)
     names = sorted(s.rfilename for s in info.siblings or [])
@@ -262,8 +260,7 @@ def _check_repo_content(settings: HubSettings, api: Any, repo_id: str, revision:
                          "or one it pushed the same model to: choose another --repo")  # fmt: skip
     if CONFIG in names:
         with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}"):
-            path = hf_hub_download(repo_id, CONFIG, revision=info.sha, endpoint=settings.endpoint,
-                                   token=settings.token, cache_dir=settings.cache_dir)  # fmt: skip
+            path = _download(settings, repo_id, CONFIG, info.sha)
         try:
             pushed = json.loads(Path(path).read_text(encoding="utf-8")).get("zoo", {}).get("architecture")
         except (OSError, ValueError, AttributeError):
@@ -323,10 +320,15 @@ def push(
         # A hard link keeps these exact bytes even if the entry is replaced while the upload runs.
         weights = work / "source.safetensors"
         try:
-            os.link(entry.weights_path, weights)
-        except OSError:
-            shutil.copyfile(entry.weights_path, weights)
-        if sha256_file(weights) != entry.sha256:
+            try:
+                os.link(entry.weights_path, weights)
+            except OSError:
+                shutil.copyfile(entry.weights_path, weights)
+            checksum = sha256_file(weights)
+        except OSError as e:
+            raise WeightsError(f"{entry.weights_path}: cannot read the weights ({e.strerror or e}); run zoo doctor"
+                               ) from None  # fmt: skip
+        if checksum != entry.sha256:
             raise WeightsError(f"{entry.weights_path}: checksum mismatch (file is corrupted or was changed); "
                                "publish it again before pushing")  # fmt: skip
         files = hub_files.write_weights(weights, work, max_bytes)
@@ -439,22 +441,27 @@ def pull(spec: str, *, fallback_to_local: bool = False) -> PullResult:
     settings = HubSettings.from_env()
     tag = hub_tag(repo_id, revision)
     local = find_pulled(repo_id, tag)
+
+    def use_local(why: str | None = None) -> PullResult:
+        """The copy pulled before (``why``: the warning that says why it is used)."""
+        assert local is not None
+        pulled_at = str(local.config.get("revision"))
+        if why:
+            print(f"zoo: warning: {why}; using {local.ref} pulled at {pulled_at[:12]}", file=sys.stderr)
+        return PullResult(local, repo_id, pulled_at, updated=False)
+
     if settings.offline and local is not None:
-        return PullResult(local, repo_id, str(local.config.get("revision")), updated=False)
+        return use_local()
     if not settings.offline and not settings.reachable():
         if fallback_to_local and local is not None:
-            print(f"zoo: warning: cannot reach the Hub at {settings.endpoint}; using {local.ref} pulled at "
-                  f"{str(local.config.get('revision'))[:12]}", file=sys.stderr)  # fmt: skip
-            return PullResult(local, repo_id, str(local.config.get("revision")), updated=False)
+            return use_local(f"cannot reach the Hub at {settings.endpoint}")
         settings = replace(settings, offline=True, unreachable=True)  # what the cache holds, if anything
     try:
         with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}"):
             config_path = _download(settings, repo_id, CONFIG, revision or "main")
     except WeightsError as e:
         if fallback_to_local and local is not None and not settings.offline:
-            print(f"zoo: warning: {e}; using {local.ref} pulled at {str(local.config.get('revision'))[:12]}",
-                  file=sys.stderr)  # fmt: skip
-            return PullResult(local, repo_id, str(local.config.get("revision")), updated=False)
+            return use_local(str(e))
         raise
     commit = config_path.parent.name  # huggingface_hub's cache keeps each commit in snapshots/<sha>/
     if settings.unreachable:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo_core.console import echo_json
+from zoo_registry.hub_files import DEFAULT_MAX_SHARD
 
 
 @click.command("push")
@@ -15,7 +16,7 @@ from zoo_core.console import echo_json
 @click.option("--message", metavar="TEXT", help="The commit message.")
 @click.option("--license", "license_id", metavar="ID", help="Licence for the card, e.g. apache-2.0 (none if unset).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to the branch.")
-@click.option("--max-shard-size", default="5GB", show_default=True, metavar="SIZE",
+@click.option("--max-shard-size", default=DEFAULT_MAX_SHARD, show_default=True, metavar="SIZE",
               help="Split the weights into safetensors shards with an index above this size.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def push_cmd(ref: str, repo_id: str, private: bool, revision: str | None, message: str | None,

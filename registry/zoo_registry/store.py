@@ -340,16 +340,25 @@ def model_ref(qualified: str) -> str:
         return qualified
 
 
-def _clean_stale(root: Path) -> None:
-    """Delete what killed publishes and removes left in .staging and .trash."""
-    now = time.time()
-    for folder in (root / ".staging", root / ".trash"):
-        for child in _subdirs_all(folder):
+def stale_leftovers(root: Path) -> list[tuple[Path, str]]:
+    """(folder, what left it) for each folder in .staging and .trash older than ``STALE_SECONDS``: what
+    killed publishes, pushes and removes left. A younger one may belong to one still running (a large file
+    being written does not touch its folder's mtime)."""
+    now, found = time.time(), []
+    for folder, what in ((".staging", "a publish was killed"), (".trash", "a remove was killed")):
+        for child in sorted(_subdirs_all(root / folder)):
             try:
                 if now - child.stat().st_mtime > STALE_SECONDS:
-                    shutil.rmtree(child, ignore_errors=True)
-            except OSError:
+                    found.append((child, what))
+            except OSError:  # finished (renamed away) while we looked
                 pass
+    return found
+
+
+def _clean_stale(root: Path) -> None:
+    """Delete what killed publishes and removes left in .staging and .trash."""
+    for child, _ in stale_leftovers(root):
+        shutil.rmtree(child, ignore_errors=True)
 
 
 def _subdirs_all(path: Path) -> list[Path]:
