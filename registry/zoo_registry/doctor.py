@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.catalogue import TAG_RE
 from zoo_core.environment import utc_now
 from zoo_core.errors import WeightsError
 from zoo_core.file_lock import file_lock
@@ -30,6 +29,7 @@ from zoo_registry.store import (
     _recover,
     _subdirs,
     model_ref,
+    read_default,
     read_entry,
     registry_root,
     stale_leftovers,
@@ -160,12 +160,10 @@ def _check_model(model_dir: Path, fix: bool, rehash: bool) -> list[Problem]:
         problems += found
     default = model_dir / DEFAULT_FILE
     if default.is_file():
-        try:
-            tag = default.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            tag = ""
-        if not TAG_RE.match(tag) or not (model_dir / tag).is_dir():
-            p = Problem(default, f"the default tag {tag!r} is not published any more", "drop the default")
+        tag = read_default(model_dir)
+        if tag is None or not (model_dir / tag).is_dir():
+            what = f"the default tag {tag!r} is not published any more" if tag else "it names no valid tag"
+            p = Problem(default, what, "drop the default")
             if fix:
                 default.unlink(missing_ok=True)
                 p.fixed = True

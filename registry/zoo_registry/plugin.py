@@ -13,14 +13,7 @@ import sys
 from typing import Any
 
 from zoo_core import hookimpl
-from zoo_registry.store import DEFAULT_FILE, load_published, scan, weights_metadata
-
-
-def _default_of(model_dir: Any) -> str | None:
-    try:
-        return (model_dir / DEFAULT_FILE).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
+from zoo_registry.store import load_published, read_default, scan, weights_metadata
 
 
 @hookimpl
@@ -29,7 +22,7 @@ def zoo_register_weights(register: Any) -> None:
     for entry in scan():
         model_dir = entry.path.parent
         if model_dir not in defaults:
-            defaults[model_dir] = _default_of(model_dir)
+            defaults[model_dir] = read_default(model_dir)
         try:
             register(entry.model_name, entry.tag, functools.partial(load_published, str(entry.path)),
                      default=defaults[model_dir] == entry.tag, **weights_metadata(entry))  # fmt: skip

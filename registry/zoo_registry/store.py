@@ -679,11 +679,18 @@ def get_default(model_name: str) -> str | None:
     """The tag set with ``set_default`` for ``model_name``, or None (a stale one, whose entry is gone, too)."""
     plugin, name = qualify(model_name)
     model_dir = registry_root() / plugin / name
+    tag = read_default(model_dir)
+    return tag if tag and (model_dir / tag).is_dir() else None
+
+
+def read_default(model_dir: Path) -> str | None:
+    """The tag a model folder's ``.default`` names; None when there is no file, or it cannot be read or
+    names no valid tag."""
     try:
         tag = (model_dir / DEFAULT_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
-    return tag if TAG_RE.match(tag) and (model_dir / tag).is_dir() else None
+    return tag if TAG_RE.match(tag) else None
 
 
 def set_default(model_name: str, tag: str | None) -> None:
