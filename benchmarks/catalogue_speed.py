@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo_bench.provenance import recorded_command
+from provenance import recorded_command
 
 
 def wall(cmd: list[str], env: dict[str, str]) -> float:

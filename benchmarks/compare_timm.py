@@ -127,7 +127,7 @@ def script_commit(script: Path) -> str | None:
 
 
 def _run(argv: list[str], a: argparse.Namespace, env: dict[str, str] | None = None) -> str:
-    from zoo_bench.idle import wait_until_idle
+    from idle import wait_until_idle
 
     wait_until_idle(a.wait_idle)  # a shared machine: start each run when others' work has stopped
     env = {**os.environ, **(env or {}), **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})}

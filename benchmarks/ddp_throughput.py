@@ -9,7 +9,7 @@ they gain by not sharing one process's threads. The figure is
 what the runs record for each epoch: training images of all ranks over the slowest rank's epoch time
 (data loading and validation excluded); epoch 1 is a warm-up and is left out, and a round's figure is the
 median of the others. The configurations alternate for ``--rounds`` rounds, each run started once the CPUs
-have been idle for a few seconds (``zoo_bench.idle``), and the machine's load is recorded with every run.
+have been idle for a few seconds (``benchmarks/idle.py``), and the machine's load is recorded with every run.
 
     python benchmarks/ddp_throughput.py                       # simplecnn, synthetic 32x32, 3 rounds
     python benchmarks/ddp_throughput.py --model improvedcnn --rounds 5
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def one_run(args: argparse.Namespace, ranks: int, threads: int | None, home: Path, tag: str) -> dict[str, Any]:
     """One ``zoo train`` (under torchrun when ``ranks`` > 1); its per-epoch images/s and the load around it."""
-    from zoo_bench.idle import busy_fraction, wait_until_idle
+    from idle import busy_fraction, wait_until_idle
 
     batch = args.batch_size // ranks
     cmd = [sys.executable, "-m", "zoo_core", "train", args.model, "--dataset", "synthetic",
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 2 or args.batch_size % args.ranks:
         parser.error("--epochs must be at least 2 and --batch-size divisible by --ranks")
 
-    from zoo_bench.provenance import recorded_command
+    from provenance import recorded_command
 
     from zoo_core.atomic_io import atomic_write_json
     from zoo_core.environment import environment

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from zoo_bench.provenance import recorded_command, recorded_path
+from provenance import recorded_command, recorded_path
 
 HERE = Path(__file__).resolve().parent
 TUTORIAL = """
@@ -39,7 +39,7 @@ print(tutorial_accuracy(Path({data!r}), 64, 1, 2))
 
 
 def wall(cmd: list[str], env: dict[str, str], quiet_wait: float) -> float:
-    from zoo_bench.idle import wait_until_idle
+    from idle import wait_until_idle
 
     wait_until_idle(quiet_wait)
     start = time.perf_counter()

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from zoo_bench.provenance import recorded_command
+from provenance import recorded_command
 
 from zoo_core.atomic_io import atomic_write_json
 

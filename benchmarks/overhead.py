@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo_bench.provenance import recorded_command
+from provenance import recorded_command
 
 HERE = Path(__file__).resolve().parent
 LIMIT = 0.03
@@ -68,7 +68,7 @@ def main() -> None:
                    help="before each model, wait up to this long for the CPUs to go quiet")  # fmt: skip
     p.add_argument("--out", default=str(HERE / "results" / "overhead.json"))
     a = p.parse_args()
-    from zoo_bench.idle import wait_until_idle
+    from idle import wait_until_idle
 
     command = recorded_command("overhead.py", sys.argv[1:])
     results: dict[str, Any] = {"limit": LIMIT, "rounds": a.rounds, "warmup": a.warmup, "models": {},

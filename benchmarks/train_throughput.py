@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo_bench.provenance import recorded_command, recorded_path
+from provenance import recorded_command, recorded_path
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return accuracy(args, argv)
 
     import torch
-    from zoo_bench.idle import wait_until_idle
+    from idle import wait_until_idle
 
     from zoo_core.atomic_io import atomic_write_json
     from zoo_core.datasets import load_dataset

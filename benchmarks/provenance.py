@@ -8,7 +8,7 @@ import os
 import shlex
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository (zoo_bench lives in benchmarks/)
+ROOT = Path(__file__).resolve().parents[1]  # the repository (this module lives in benchmarks/)
 
 
 def recorded_path(path: str | os.PathLike[str]) -> str:
