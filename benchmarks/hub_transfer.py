@@ -1,5 +1,5 @@
 """What `zoo push` and `zoo pull` cost for densenet121-size weights (~32 MB) against the loopback Hub-protocol
-server of the tests (tests/hub_server.py): seconds and MB/s, each the median of fresh runs, next to the bare
+server of the tests (tests/support/hub_server.py): seconds and MB/s, each the median of fresh runs, next to the bare
 huggingface_hub transfer (one `upload_file`, one `hf_hub_download`) so that zoo's own share shows.
 
 A push runs to a new repository each time (the server keeps LFS objects per repository, so the weights are
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "hub_transfer.json")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
     from hub_server import HubServer
 
     server = HubServer(users={TOKEN: ("bench", "write")}).start()
@@ -109,7 +109,7 @@ def main() -> None:
         "huggingface_hub_download": row(download),
         "runs": args.runs,
         "environment": {
-            "server": "tests/hub_server.py on 127.0.0.1 (the same machine), LFS basic transfer, no xet",
+            "server": "tests/support/hub_server.py on 127.0.0.1 (the same machine), LFS basic transfer, no xet",
             "machine": f"{cpu_name()}, {os.cpu_count()} CPUs, {platform.machine()}",
             "load_average_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
             "python": platform.python_version(),

@@ -137,3 +137,45 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
+
+
+# -- the Hub-protocol test server (tests/support/hub_server.py), importable from every test as `hub_server` --
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+
+class _CurrentStderr:
+    """A stream that is always the current sys.stderr (pytest's capture replaces it test by test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture
+def hub_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Hub-protocol server on a free port of 127.0.0.1 with the accounts of ``hub_server.USERS`` and
+    ``ORGS``, and the environment that points huggingface_hub at it (token: alice's, with write access)."""
+    import logging
+
+    from hub_server import ORGS, USERS, HubServer
+    from huggingface_hub import constants
+
+    server = HubServer(users=USERS, orgs=ORGS).start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_TOKEN", "hf_alice_write")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # the server has no xet storage
+    for var in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGING_FACE_HUB_TOKEN", "ZOO_HUB_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    # huggingface_hub reads these when it is imported, which in this process happened long ago
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    # huggingface_hub's log handler keeps the sys.stderr of the test that first logged; write to today's
+    for handler in logging.getLogger("huggingface_hub").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            monkeypatch.setattr(handler, "stream", _CurrentStderr())
+    yield server
+    server.stop()

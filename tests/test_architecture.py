@@ -1,5 +1,6 @@
-"""The house rules: the core imports no plugin, every tag fits the weights schema, commands come from
-plugins (a third party's too), any ZOO_PLUGINS subset works, and a built wheel carries its suites."""
+"""The house rules: the core imports no plugin or benchmark script, every tag fits the weights schema, commands
+come from plugins (a third party's too), any ZOO_PLUGINS subset works, a built wheel carries its suites, and
+benchmarks/ ships nothing."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+import zoo_core
 from zoo_core import plugins, weights
 from zoo_core.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN_PACKAGES = {p.name for folder in ("plugins", "registry", "benchmarks") for p in (ROOT / folder).glob("zoo_*")}
+PLUGIN_PACKAGES = {p.name for folder in ("plugins", "registry") for p in (ROOT / folder).glob("zoo_*")}
+# benchmarks/ holds scripts and their results, run from a checkout: importable only with it on sys.path
+BENCHMARK_MODULES = {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
 
 
 def zoo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,13 +31,14 @@ def zoo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_the_core_imports_nothing_from_plugins_registry_or_benchmarks():
     assert {"zoo_cnn", "zoo_train", "zoo_registry", "zoo_bench"} <= PLUGIN_PACKAGES
+    assert (ROOT / "plugins" / "zoo_bench" / "plugin.py").is_file() and {"provenance", "idle"} <= BENCHMARK_MODULES
     offending = []
     for path in sorted((ROOT / "zoo_core").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])  # fmt: skip
             offending += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
-                          if n.split(".")[0] in PLUGIN_PACKAGES]  # fmt: skip
+                          if n.split(".")[0] in PLUGIN_PACKAGES | BENCHMARK_MODULES]  # fmt: skip
     assert not offending, offending
 
 
@@ -42,7 +47,7 @@ def test_every_tag_in_the_catalogue_fits_the_weights_schema():
     count = 0
     for entry in catalogue.entries["model"].values():
         for tag, meta in entry.pretrained.items():
-            info = entry.weights(tag)
+            info = zoo_core.resolve(entry.ref(tag)).weights
             assert info.ref == f"{entry.qualified}.{tag}" and info.source
             assert weights.validate_tag(entry.qualified, tag, meta, entry.tag_defaults()) == meta  # canonical
             pre = info.preprocessing
@@ -193,6 +198,30 @@ def test_a_built_wheel_carries_the_benchmark_suites(tmp_path):
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "bench = zoo_bench.plugin" in text and "train = zoo_train" in text
     assert not [n for n in names if "zoo_example" in n]  # plugins/example is a distribution of its own
+
+
+def test_benchmarks_ship_nothing():
+    """benchmarks/ is scripts and results: the packages the wheel and sdist take are found without it."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    find = config["packages"]["find"]
+    assert not any(Path(where).parts[:1] == ("benchmarks",) for where in find["where"])
+    shipped = {(where, package) for where in find["where"]
+               for package in find_packages(str(ROOT / where), include=find.get("include", ["*"]),
+                                            exclude=find.get("exclude", ()))}  # fmt: skip
+    assert {(".", "zoo_core"), ("plugins", "zoo_bench"), ("registry", "zoo_registry")} <= shipped
+    assert not [p for where, p in shipped if (ROOT / where / p.replace(".", "/")).resolve().is_relative_to(
+        (ROOT / "benchmarks").resolve())]  # fmt: skip
+    assert not [p for p in config.get("package-data", {}) if p.startswith("benchmarks")]
+    assert not list((ROOT / "benchmarks").glob("zoo_*")), "a zoo_* package under benchmarks/ belongs in plugins/"
+    assert not (ROOT / "benchmarks" / "__init__.py").exists()
+    manifest = ROOT / "MANIFEST.in"  # the sdist takes the packages above, plus what a manifest adds
+    assert not manifest.exists() or "benchmarks" not in manifest.read_text()
 
 
 def test_every_guarantee_in_the_readme_names_tests_that_exist():

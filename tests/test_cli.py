@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -294,3 +295,19 @@ def test_tables_fit_the_terminal_and_keep_names_whole():
     assert lines[2].startswith("timm:a_very_long_model_name.with_its_tag  timm    a long")
     assert "…" in lines[2] and lines[2].endswith("76.13")
     assert format_table(["a", "b"], [("x", "y" * 200)]).splitlines()[2].endswith("y" * 200)  # no width: as is
+
+
+def test_cache_clear_says_what_happened(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    code, out, _ = run(capsys, "cache", "clear")
+    assert code == 0 and out.startswith("nothing to remove")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "catalogue").write_text("a file where a folder should be")
+    code, _, err = run(capsys, "cache", "clear")
+    assert code == 1 and err.startswith("zoo: error: cannot remove")
+
+
+def test_a_closed_pipe_is_not_an_error():
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m zoo_core list | head -1"],
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.startswith("name") and "Error" not in proc.stderr, proc.stderr

@@ -1,12 +1,12 @@
-"""`zoo push` / `zoo pull` and `hf-hub:` names, against a Hub-protocol server on 127.0.0.1 (tests/hub_server.py)
-driven by huggingface_hub's own client: the round trip, timm loading what zoo pushed, sharding, branches and
-pull requests, offline mode, and every failure the issue lists."""
+"""`zoo push` / `zoo pull` and `hf-hub:` names, against a Hub-protocol server on 127.0.0.1
+(tests/support/hub_server.py) driven by huggingface_hub's own client: the round trip, timm loading what zoo
+pushed, sharding, branches and pull requests, offline mode, a Hub that never answers, hostile config.json
+files, and every failure the issue lists."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import subprocess
@@ -32,38 +32,10 @@ DIGITS = [str(i) for i in range(10)]
 TIMM_LABELS = [f"class{i}" for i in range(10)]
 
 
-class CurrentStderr:
-    """A stream that is always the current sys.stderr (pytest's capture replaces it test by test)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
 @pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A Hub-protocol server on a free port, and the environment that points huggingface_hub at it."""
-    from huggingface_hub import constants
-
-    server = HubServer(users={ALICE: ("alice", "write"), ALICE_READ: ("alice", "read"), BOB: ("bob", "write")},
-                       orgs={"zoo-org": {"alice"}}).start()  # fmt: skip
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_TOKEN", ALICE)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # the server has no xet storage
-    for var in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    # huggingface_hub reads these when it is imported, which in this process happened long ago
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
-    # huggingface_hub's log handler keeps the sys.stderr of the test that first logged; write to today's
-    for handler in logging.getLogger("huggingface_hub").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            monkeypatch.setattr(handler, "stream", CurrentStderr())
-    yield server
-    server.stop()
+def hub(hub_server: HubServer) -> HubServer:
+    """The shared test Hub (tests/conftest.py), token alice's."""
+    return hub_server
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -544,6 +516,268 @@ def test_pull_failures_are_one_line_and_leave_the_registry_alone(hub, capsys, tm
     monkeypatch.setenv("HF_ENDPOINT", hub.url)  # the network is back: the same command works
     got, out, err = run(capsys, "pull", "alice/digits")
     assert got == 0 and out.startswith("pulled alice/digits@"), err
+
+
+# -- a Hub that never answers: bounded waits ---------------------------------------------------------------------
+
+
+def timed(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str, float]:
+    start = time.monotonic()
+    code, out, err = run(capsys, *args)
+    return code, out, err, time.monotonic() - start
+
+
+def within(seconds: float, limit: float) -> bool:
+    """Whether a command that waited out a ``limit`` s timeout took about that long: at least the limit, and
+    not the minutes of retries an unbounded client spends (the slack is for a loaded machine)."""
+    return limit - 0.05 <= seconds < limit + 4
+
+
+def test_pull_from_a_hub_that_never_answers_is_one_line_within_the_timeout(hub, capsys, tmp_path, monkeypatch):
+    publish_digits("d1")
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    head = hub.head("alice/digits")
+    home = fresh_home(tmp_path, monkeypatch, "elsewhere")
+
+    with hub.hanging():
+        code, out, err, seconds = timed(capsys, "pull", "alice/digits", "--timeout", "2")
+        assert code == 1 and out == "" and within(seconds, 2), (seconds, err)
+        assert error_line(err) == (f"zoo: error: the Hub at {hub.url} did not answer within 2 s while reading "
+                                   "alice/digits/config.json (set --timeout or ZOO_HUB_TIMEOUT)")  # fmt: skip
+        assert "Retrying" not in err and len(hub.unanswered()) == 1  # one request, no rounds of retries
+        monkeypatch.setenv("ZOO_HUB_TIMEOUT", "1.5")  # the environment's value, when --timeout is not given
+        code, _, err, seconds = timed(capsys, "pull", "alice/digits")
+        assert code == 1 and within(seconds, 1.5) and "did not answer within 1.5 s" in error_line(err)
+    assert store.list_entries() == [] and not (home / "zoo" / "registry" / "cnn").exists()
+    assert hub.head("alice/digits") == head
+
+    code, out, err = run(capsys, "pull", "alice/digits")  # the Hub is back: the same command works
+    assert code == 0 and out.startswith(f"pulled alice/digits@{head[:12]}"), err
+
+
+def test_push_to_a_hub_that_never_answers_changes_nothing_here_or_there(hub, capsys, monkeypatch):
+    entry = publish_digits("d1")
+    before = snapshot(entry)
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "2")
+    again = "(set --timeout or ZOO_HUB_TIMEOUT)"
+    with hub.hanging():
+        code, _, err, seconds = timed(capsys, "push", "simplecnn.d1", "--repo", "alice/ok2")
+    assert code == 1 and within(seconds, 2), (seconds, err)
+    assert error_line(err) == (f"zoo: error: the Hub at {hub.url} did not answer within 2 s while checking the token "
+                               f"{again}")  # fmt: skip
+    assert not hub.state.repos
+
+    # Stuck later on: the weights' upload (a transfer: no byte moved for 2 s), then the commit.
+    with hub.hanging("/lfs-upload/"):
+        code, _, err, seconds = timed(capsys, "push", "simplecnn.d1", "--repo", "alice/ok2")
+    assert code == 1 and within(seconds, 2), (seconds, err)
+    assert error_line(err) == (f"zoo: error: the Hub at {hub.url} moved no data for 2 s while uploading to "
+                               f"alice/ok2 {again}")  # fmt: skip
+    with hub.hanging("/commit/"):
+        code, _, err, seconds = timed(capsys, "push", "simplecnn.d1", "--repo", "alice/ok2")
+    assert code == 1 and within(seconds, 2), (seconds, err)
+    assert error_line(err) == (f"zoo: error: the Hub at {hub.url} did not answer within 2 s while committing to "
+                               f"alice/ok2 {again}")  # fmt: skip
+    assert hub.files("alice/ok2") == [".gitattributes"]  # nothing committed
+    assert snapshot(store.get("simplecnn", "d1")) == before and "pushed" not in store.get("simplecnn", "d1").config
+
+    code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/ok2")
+    assert code == 0, err
+    assert sha256(hub.file("alice/ok2", "model.safetensors")) == entry.sha256
+
+
+@pytest.mark.parametrize("command", [("info", "hf-hub:alice/digits"),
+                                     ("eval", "hf-hub:alice/digits", "--dataset", "digits")])  # fmt: skip
+def test_hub_names_against_a_hub_that_never_answers(hub, capsys, tmp_path, monkeypatch, command):
+    publish_digits("d1")
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "2")
+    with hub.hanging():
+        code, out, err, seconds = timed(capsys, *command)
+    assert code == 1 and out == "" and within(seconds, 2), (seconds, err)
+    assert error_line(err) == (f"zoo: error: the Hub at {hub.url} did not answer within 2 s while reading "
+                               "alice/digits/config.json (set ZOO_HUB_TIMEOUT)")  # fmt: skip
+    assert store.list_entries() == []
+
+    # Pulled once, the name keeps working while the Hub hangs: after the timeout, with a warning.
+    assert run(capsys, "pull", "alice/digits")[0] == 0
+    with hub.hanging():
+        code, out, err, seconds = timed(capsys, *command)
+    assert code == 0 and within(seconds, 2), (seconds, err)
+    assert f"zoo: warning: cannot reach the Hub at {hub.url} (no answer within 2 s); using the cached alice/digits@" \
+        in err  # fmt: skip
+
+
+def test_a_slow_download_that_keeps_moving_is_not_cut_off_and_a_stalled_one_is(hub, capsys, tmp_path, monkeypatch):
+    entry = publish_digits("d1")
+    assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")[0] == 0
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    hub.state.pace = 0.3  # the weights arrive in eighths 0.3 s apart: 2.4 s in all, more than the timeout
+    code, _, err, seconds = timed(capsys, "pull", "alice/digits", "--timeout", "1")
+    assert code == 0 and seconds > 2.4, (seconds, err)
+    assert store.get("simplecnn", "hub-alice-digits").sha256 == entry.sha256
+
+    fresh_home(tmp_path, monkeypatch, "third")
+    hub.state.pace = 0.0
+    hub.state.faults["download_stall"] = 1  # half the weights, then nothing
+    code, _, err, seconds = timed(capsys, "pull", "alice/digits", "--timeout", "1")
+    assert code == 1 and within(seconds, 1), (seconds, err)
+    assert error_line(err) == (f"zoo: error: the Hub at {hub.url} moved no data for 1 s while downloading "
+                               "model.safetensors from alice/digits (set --timeout or ZOO_HUB_TIMEOUT)")  # fmt: skip
+    assert store.list_entries() == []
+    code, _, err = run(capsys, "pull", "alice/digits", "--timeout", "1")
+    assert code == 0, err
+    assert store.get("simplecnn", "hub-alice-digits").sha256 == entry.sha256
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("--timeout", "0"), None, "--timeout=0.0 is not a number of seconds: give a positive number such as 30"),
+    (("--timeout", "nan"), None, "--timeout=nan is not a number of seconds"),
+    ((), "soon", "ZOO_HUB_TIMEOUT='soon' is not a number of seconds: give a positive number such as 30"),
+    ((), "-5", "ZOO_HUB_TIMEOUT='-5' is not a number of seconds"),
+])  # fmt: skip
+def test_a_bad_timeout_is_a_usage_error(hub, capsys, monkeypatch, args, env, message):
+    if env is not None:
+        monkeypatch.setenv("ZOO_HUB_TIMEOUT", env)
+    code, _, err = run(capsys, "pull", "alice/digits", *args)
+    assert code == 2 and message in error_line(err)
+    assert not hub.state.log  # refused before any request
+
+
+# -- hostile config.json: every field read from the Hub is untrusted ------------------------------------------
+
+
+def valid_config() -> dict:
+    """The config.json zoo pushes for seeded digits weights (what the mutations below start from)."""
+    return {"architecture": "cnn:simplecnn", "num_classes": 10, "label_names": DIGITS, "zoo": {
+        "hub_format": 1, "architecture": "cnn:simplecnn", "tag": "d1", "labels": DIGITS,
+        "model_kwargs": {"num_classes": 10, "in_chans": 1, "input_size": [8, 8]},
+        "preprocessing": {"input_size": [1, 8, 8], "mean": [0.3], "std": [0.37]},
+        "metrics": {"dataset": "digits", "top1": 11.5}, "training": {"dataset": "digits"}, "num_params": 12345,
+        "files": {"model.safetensors": "ab" * 32}}}  # fmt: skip
+
+
+def mutated(path: str, value: object) -> dict:
+    """``valid_config()`` with the field at ``path`` (dots) set to ``value``, or removed for ``DELETE``."""
+    config = valid_config()
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return config
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+DELETE = object()
+WHERE = "alice/bad@0123456789ab"
+BAD_CONFIGS = [  # (field, value, exit code, the error's message after "WHERE: ")
+    ("zoo.hub_format", "2", 1, "config.json field 'zoo.hub_format' must be an integer from 1, got '2'"),
+    ("zoo.hub_format", 0, 1, "config.json field 'zoo.hub_format' must be an integer from 1, got 0"),
+    ("zoo.hub_format", 7, 2, "was pushed by a newer zoo (format 7; this zoo reads up to 1); upgrade zoo"),
+    ("zoo.architecture", DELETE, 1, "config.json has no field 'zoo.architecture'"),
+    ("zoo.architecture", ["cnn:simplecnn"], 1, "field 'zoo.architecture' must be a string of 1 to 129 characters"),
+    ("zoo.architecture", "simplecnn", 1, "field 'zoo.architecture' must be a qualified model name, PLUGIN:MODEL"),
+    ("zoo.architecture", "hf-hub:alice/other", 1, "field 'zoo.architecture' must be a qualified model name"),
+    ("zoo.tag", 5, 1, "config.json field 'zoo.tag' must be a string of 1 to 96 characters, got 5"),
+    ("zoo.tag", "../../etc", 1, "field 'zoo.tag' must be a tag (letters, digits, '_' and '-'), got '../../etc'"),
+    ("zoo.files", DELETE, 1, "config.json has no field 'zoo.files'"),
+    ("zoo.files", [], 1, "field 'zoo.files' must be an object of 1 to 10,000 weights files, got []"),
+    ("zoo.files", {"../model.safetensors": "ab" * 32}, 1, "field 'zoo.files' must be model.safetensors, or "),
+    ("zoo.files", {"model.safetensors": "x"}, 1, "field 'zoo.files.model.safetensors' must be a sha256"),
+    ("zoo.files", {"model.safetensors.index.json": "ab" * 32, "model-00001-of-00002.safetensors": "ab" * 32}, 1,
+     "field 'zoo.files' must be model.safetensors, or model.safetensors.index.json and shards"),
+    ("zoo.model_kwargs", "num_classes=10", 1, "field 'zoo.model_kwargs' must be an object, got 'num_classes=10'"),
+    ("zoo.model_kwargs.num_classes", "10", 1, "field 'zoo.model_kwargs.num_classes' must be an integer, got '10'"),
+    ("zoo.model_kwargs.num_classes", 10**12, 1,
+     "field 'zoo.model_kwargs.num_classes' must be an integer from -10,000,000 to 10,000,000"),
+    ("zoo.labels", "0123456789", 1, "field 'zoo.labels' must be a list of at most 100,000 strings"),
+    ("zoo.labels", [str(i) for i in range(200_000)], 1, "field 'zoo.labels' must be a list of at most 100,000 strings"),
+    ("zoo.labels", [0, 1], 1, "field 'zoo.labels[0]' must be a string of at most 1,000 characters, got 0"),
+    ("zoo.preprocessing.input_size", [1, 10**9, 8], 1,
+     "field 'zoo.preprocessing.input_size' must be an integer from 1 to 16,384, got 1000000000"),
+    ("zoo.preprocessing.mean", "0.3", 1, "field 'zoo.preprocessing.mean' must be a list of 1 to 64 numbers"),
+    ("zoo.preprocessing.gamma", 2.2, 1, "field 'zoo.preprocessing.gamma' must be one of crop_mode, crop_pct"),
+    ("zoo.metrics", {"top1": float("nan")}, 1, "field 'zoo.metrics' must be plain JSON with finite numbers"),
+    ("zoo.training", {"recipe": nested(40)}, 1, "field 'zoo.training' must be JSON nested at most 32 deep"),
+    ("zoo.num_params", -1, 1, "field 'zoo.num_params' must be an integer from 0 to 10,000,000,000,000, got -1"),
+    ("zoo.num_params", True, 1, "field 'zoo.num_params' must be an integer, got True"),
+    ("zoo.license", {"id": "mit"}, 1, "field 'zoo.license' must be a string of 1 to 100 characters"),
+    ("zoo", ["not", "an", "object"], 1, "config.json field 'zoo' must be an object, got ['not', 'an', 'object']"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "code", "message"), BAD_CONFIGS,
+                         ids=[f"{field}-{i}" for i, (field, *_) in enumerate(BAD_CONFIGS)])  # fmt: skip
+def test_each_malformed_config_field_is_one_line_naming_the_field(field, value, code, message):
+    from zoo_registry.hub_files import read_hub_config
+
+    with pytest.raises(zoo_core.ZooError) as caught:
+        read_hub_config(mutated(field, value), WHERE)
+    text = str(caught.value)
+    assert caught.value.exit_code == code and text.startswith(f"{WHERE}") and message in text, text
+    assert "\n" not in text and len(text) < 300
+
+
+def test_the_valid_config_reads_back():
+    from zoo_registry.hub_files import read_hub_config
+
+    entry = read_hub_config(valid_config(), WHERE)
+    assert (entry.architecture, entry.tag, entry.labels, entry.num_params) == ("cnn:simplecnn", "d1", DIGITS, 12345)
+    assert entry.files == {"model.safetensors": "ab" * 32} and not entry.sharded
+
+
+def commit_config(hub: HubServer, repo: str, content: bytes) -> None:
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=hub.url, token=ALICE)
+    api.create_repo(repo, exist_ok=True)
+    api.create_commit(repo, [CommitOperationAdd("config.json", content)], commit_message="hostile")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (json.dumps(mutated("zoo.hub_format", "2")).encode(), "config.json field 'zoo.hub_format' must be an integer"),
+    (json.dumps(mutated("zoo.files", {"model.safetensors": None})).encode(), "field 'zoo.files.model.safetensors'"),
+    (b"[" * 200_000 + b"]" * 200_000, "config.json is not readable JSON"),
+    (b"\xff\xfe{}", "config.json is not readable JSON"),
+    (b'{"zoo": {"labels": "' + b"x" * (9 * 2**20) + b'"}}', "config.json is 9,437,207 bytes, above the 8,388,608"),
+], ids=["format-as-string", "null-sha256", "nested-200000-deep", "not-utf8", "9-MB"])  # fmt: skip
+def test_pulling_a_hostile_config_is_one_line_and_changes_nothing(hub, capsys, content, message):
+    commit_config(hub, "alice/bad", content)
+    code, out, err = run(capsys, "pull", "alice/bad")
+    line = error_line(err)
+    assert code == 1 and out == "" and line.startswith(f"zoo: error: alice/bad@{hub.head('alice/bad')[:12]}: ")
+    assert message in line and len(line) < 300
+    assert store.list_entries() == []
+
+
+def test_a_hostile_index_of_shards_is_one_line(hub, capsys, tmp_path, monkeypatch):
+    publish_digits("big")
+    assert run(capsys, "push", "simplecnn.big", "--repo", "alice/sharded", "--max-shard-size", "200KB")[0] == 0
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    # An index whose weight map points at lists (unhashable): once a TypeError deep in the pull.
+    index = {"weight_map": {"conv.weight": ["model-00001-of-00003.safetensors"]}}
+    HfApi(endpoint=hub.url, token=ALICE).create_commit("alice/sharded", [CommitOperationAdd(
+        "model.safetensors.index.json", json.dumps(index).encode())], commit_message="hostile")  # fmt: skip
+    config = json.loads(hub.file("alice/sharded", "config.json"))
+    config["zoo"]["files"]["model.safetensors.index.json"] = sha256(json.dumps(index).encode())
+    commit_config(hub, "alice/sharded", json.dumps(config).encode())
+    fresh_home(tmp_path, monkeypatch, "elsewhere")
+    code, _, err = run(capsys, "pull", "alice/sharded")
+    assert code == 1 and error_line(err).endswith(
+        "model.safetensors.index.json does not map the tensors to the shards config.json lists")
+    assert store.list_entries() == []
 
 
 # -- the server itself ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def published_params(entry: ModelEntry) -> int:
 
 
 def small_input(name: str) -> tuple[int, int, int]:
-    entry, _ = zoo_core.models.resolve(name)
+    entry = zoo_core.resolve(name).entry
     c, h, w = entry.input_size
     if entry.plugin == "cnn":
         return c, h, w
@@ -85,7 +85,7 @@ def test_large_catalogue_model_builds_for_10_classes(large_catalogue_model: str)
 
 @pytest.mark.slow
 def test_large_catalogue_model_trains(large_catalogue_model: str) -> None:
-    entry, _ = zoo_core.models.resolve(large_catalogue_model)
+    entry = zoo_core.resolve(large_catalogue_model).entry
     if published_params(entry) <= HUGE_PARAMS:
         forward_backward(large_catalogue_model, small_input(large_catalogue_model))
         return

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_registry import publish
 
 import zoo_core
 from zoo_core import hookspecs, plugins
@@ -311,3 +312,104 @@ def test_entry_points_are_cached_until_a_folder_on_the_path_changes(tmp_path: Pa
 
     write_plugin_dist(root, "zoo-second", "second", "zoo_second_plugin", "")  # an install into the same folder
     assert {"first", "second"} <= {ep.name for ep in host.find_entry_points()}
+
+
+# -- a plugin's failures stay its own ----------------------------------------------------------------------
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+IMPOSTOR = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_models(register):
+    register("impostor", lambda num_classes=10: None)
+"""
+
+
+def test_a_builtin_plugin_name_cannot_be_taken(plugin_path, capsys):
+    publish("kept")
+    plugin_path("aaa-impostor", "cnn", "zoo_impostor_plugin", IMPOSTOR)  # sorts before zoo, same plugin name
+    assert zoo_core.create_model("simplecnn", pretrained="kept").zoo_spec["model"] == "cnn:simplecnn"
+    code, out, _ = run(capsys, "plugins", "--json")
+    rows = [p for p in json.loads(out) if p["name"] == "cnn"]
+    assert [(r["dist"], r["status"]) for r in rows] == [("zoo", "ok"), ("aaa-impostor", "error")]
+    assert "already taken by zoo" in rows[1]["error"]
+
+
+HALF_WEIGHTS = """
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_weights(register):
+    register("simplecnn", "ghost", lambda model: None, source="elsewhere")
+    raise RuntimeError("the index was half read")
+"""
+
+
+def test_a_weights_hook_that_raises_keeps_nothing(plugin_path, capsys):
+    plugin_path("zoo-halfweights", "halfweights", "zoo_halfweights_plugin", HALF_WEIGHTS)
+    assert "ghost" not in plugins.get_catalogue().get("model", "simplecnn").pretrained
+    code, _, err = run(capsys, "eval", "simplecnn.ghost", "--dataset", "digits")
+    assert code == 2 and "unknown tag of cnn:simplecnn 'ghost'" in err
+
+
+RAISING_BUILDER = """
+from zoo_core import hookimpl
+
+def build(num_classes=10):
+    raise RuntimeError("the builder has a bug")
+
+@hookimpl
+def zoo_register_models(register):
+    register("buggy", build, input_size=(3, 8, 8), num_classes=10)
+"""
+EXITING_HOOK = """
+import sys
+from zoo_core import hookimpl
+
+@hookimpl
+def zoo_register_models(register):
+    sys.exit("a plugin that quits")
+"""
+
+
+def test_plugin_code_failures_are_that_plugins_one_line_error(plugin_path, capsys):
+    plugin_path("zoo-buggy", "buggy", "zoo_buggy_plugin", RAISING_BUILDER)
+    plugin_path("zoo-quitter", "quitter", "zoo_quitter_plugin", EXITING_HOOK)
+    code, out, err = run(capsys, "list", "simplecnn", "--json")
+    assert code == 0 and json.loads(out)[0]["name"] == "simplecnn"  # sys.exit in a hook ends nothing
+    assert "plugin 'quitter' failed: zoo_register_models: SystemExit: a plugin that quits" in err
+    code, out, err = run(capsys, "info", "buggy")  # reads metadata: a count it cannot make is unknown
+    assert code == 0 and "Traceback" not in err and out.startswith("buggy:buggy"), err
+    code, _, err = run(capsys, "train", "buggy", "--dataset", "digits", "--epochs", "1")
+    errors = [line for line in err.splitlines() if line.startswith("zoo: error:")]
+    assert code == 1 and len(errors) == 1 and "Traceback" not in err, err
+    assert "plugin 'buggy' failed building model 'buggy': RuntimeError: the builder has a bug" in errors[0]
+    for call in (lambda: zoo_core.create_model("buggy"), lambda: zoo_core.model_info("buggy")):
+        with pytest.raises(zoo_core.PluginError, match="plugin 'buggy' failed building model 'buggy'"):
+            call()
+
+
+# -- the metadata cache ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["[]", '{"schema": 2, "entries": [1, 2]}', '{"schema": 2, "hooks": "x"}', "7"])
+def test_a_cache_file_of_the_wrong_shape_is_rebuilt(content, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn,data,train")
+    assert run(capsys, "list", "--json")[0] == 0
+    for path in (tmp_path / "cache" / "catalogue").glob("*.json"):
+        path.write_text(content)
+    plugins.reset()
+    for args in (["list", "--json"], ["plugins", "--json"], ["datasets", "--json"]):
+        plugins.reset()
+        code, out, err = run(capsys, *args)
+        assert code == 0 and "Traceback" not in err, (args, err)
+    plugins.reset()
+    assert {m["name"] for m in json.loads(run(capsys, "list", "--json")[1])} == {"simplecnn", "improvedcnn"}

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import time
@@ -433,3 +434,84 @@ def test_a_model_has_default_weights_only_when_set(capsys):
     assert main(["registry", "default", "simplecnn", "--clear"]) == 0
     plugins.reset()
     assert plugins.get_catalogue().get("model", "simplecnn").default_tag is None
+
+
+# -- broken entries: shown as broken, removable, replaceable -----------------------------------------------
+
+
+def test_a_broken_entry_is_shown_removed_and_replaced(capsys):
+    entry = publish("torn")
+    config = json.loads((entry.path / "config.json").read_text())
+    config["labels"] = ["only-one"]  # disagrees with num_classes 3
+    (entry.path / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli(capsys, "registry", "show", "simplecnn.torn")
+    assert code == 1 and "broken entry" in err and "disagrees with itself" in err
+    code, _, err = run_cli(capsys, "registry", "remove", "simplecnn.torn", "--yes")
+    assert code == 0, err
+    assert not entry.path.exists()
+
+    publish("torn")
+    (entry.path / "config.json").write_text("{")
+    code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", "--epochs", "1", "--tag", "torn",
+                           "--overwrite")  # fmt: skip
+    assert code == 0, err
+    assert store.get("simplecnn", "torn").metrics["dataset"] == "digits"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_registry_show_checks_the_files_it_describes(damage, capsys):
+    entry = publish("shown")
+    if damage == "truncate":
+        data = entry.weights_path.read_bytes()
+        entry.weights_path.write_bytes(data[: len(data) // 2])
+    else:
+        entry.weights_path.unlink()
+    code, out, _ = run_cli(capsys, "registry", "show", "simplecnn.shown")
+    assert code == 1 and "PROBLEM" in out and ("truncated" in out or "missing" in out)
+    code, out, _ = run_cli(capsys, "registry", "show", "simplecnn.shown", "--json")
+    assert code == 1 and json.loads(out)["problems"]
+
+
+# -- zoo doctor ----------------------------------------------------------------------------------------------
+
+
+def test_doctor_finds_and_repairs_a_damaged_registry(capsys):
+    root = store.registry_root()
+    healthy = publish("healthy")
+    truncated = publish("truncated")
+    data = truncated.weights_path.read_bytes()
+    truncated.weights_path.write_bytes(data[:-100])
+    tampered = publish("tampered")
+    data = bytearray(tampered.weights_path.read_bytes())
+    data[-5] ^= 0xFF
+    tampered.weights_path.write_bytes(bytes(data))
+    configless = publish("configless")
+    (configless.path / "config.json").unlink()
+    half = publish("half")  # a replace killed after its second rename: the old entry is still set aside
+    shutil.copytree(half.path, half.path.parent / ".half.old")
+    staging = root / ".staging" / "cnn-simplecnn-x-killed"
+    staging.mkdir(parents=True)
+    os.utime(staging, (1, 1))  # long ago
+    (healthy.path / "README.md").unlink()
+    store.set_default("simplecnn", "healthy")
+    (healthy.path.parent / ".default").write_text("gone\n")
+
+    code, out, _ = run_cli(capsys, "doctor", "--json")
+    problems = json.loads(out)
+    assert code == 1
+    found = {Path(p["path"]).name: p["problem"] for p in problems}
+    assert "truncated" in found["truncated"] and "sha256" in found["tampered"]
+    assert "config.json is missing" in found["configless"] and "killed between its two renames" in found[".half.old"]
+    assert "publish was killed" in found["cnn-simplecnn-x-killed"] and "README.md is missing" in found["healthy"]
+    assert "'gone' is not published" in found[".default"]
+
+    code, out, _ = run_cli(capsys, "doctor", "--fix")
+    assert code == 0, out
+    assert "fixed: moved to" in out
+    assert sorted(p.name for p in (root / "cnn" / "simplecnn").iterdir() if not p.name.startswith(".")) == [
+        "half", "healthy"]
+    assert (healthy.path / "README.md").is_file() and not staging.exists()
+    assert len(list((root / ".quarantine" / "cnn" / "simplecnn").iterdir())) == 3  # kept, out of the catalogue
+    assert zoo_core.create_model("simplecnn.half") is not None
+    code, out, _ = run_cli(capsys, "registry", "verify")
+    assert code == 0 and out.startswith("the registry is healthy")

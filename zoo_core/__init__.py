@@ -8,13 +8,17 @@ from __future__ import annotations
 from zoo_core.errors import PluginError, UnknownNameError, UsageError, WeightsError, ZooError
 from zoo_core.hookspecs import hookimpl
 from zoo_core.models import create_model, list_models, model_info
+from zoo_core.names import ModelRef, parse
 from zoo_core.plugins import get_catalogue
-from zoo_core.weights import WeightsInfo, weights_info
-
-__version__ = "0.1.0"
+from zoo_core.resolve import Resolved, resolve, resolve_weights, weights_info
+from zoo_core.version import __version__
+from zoo_core.weights import Preprocessing, WeightsInfo
 
 __all__ = [
+    "ModelRef",
     "PluginError",
+    "Preprocessing",
+    "Resolved",
     "UnknownNameError",
     "UsageError",
     "WeightsError",
@@ -26,5 +30,8 @@ __all__ = [
     "hookimpl",
     "list_models",
     "model_info",
+    "parse",
+    "resolve",
+    "resolve_weights",
     "weights_info",
 ]

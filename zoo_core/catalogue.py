@@ -13,18 +13,15 @@ import fnmatch
 import functools
 import importlib
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zoo_core.errors import UnknownNameError
+from zoo_core.isolation import run_plugin_code
+from zoo_core.names import NAME_MAX, NAME_RE, ModelRef, split_qualified
+from zoo_core.weights import validate_tag
 
-if TYPE_CHECKING:
-    from zoo_core.weights import WeightsInfo
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -93,8 +90,6 @@ class Entry:
     def builder(self) -> Callable[..., Any]:
         """The callable that builds it; imports the plugin only when first asked for."""
         if self._builder is None:
-            from zoo_core.isolation import run_plugin_code
-
             if self.builder_ref is not None:
                 self._builder = run_plugin_code(self.plugin, f"loading {self.kind} '{self.name}'", resolve_ref,
                                                 self.builder_ref)  # fmt: skip
@@ -106,8 +101,6 @@ class Entry:
 
     def build(self, *args: Any, passthrough: tuple[type[BaseException], ...] = (), **kwargs: Any) -> Any:
         """Call the builder; whatever the plugin's code raises is that plugin's one-line PluginError."""
-        from zoo_core.isolation import run_plugin_code
-
         return run_plugin_code(self.plugin, f"building {self.kind} '{self.name}'", self.builder, *args,
                                passthrough=passthrough, **kwargs)  # fmt: skip
 
@@ -170,24 +163,20 @@ class ModelEntry(Entry):
         """The builder takes ``input_size=(H, W)`` and sizes its classifier to it (declared by the plugin)."""
         return bool(self.metadata.get("takes_input_size"))
 
+    def ref(self, tag: str | None = None) -> ModelRef:
+        """The qualified name of this model, or of one of its tags, as a parsed name."""
+        return ModelRef(name=self.name, plugin=self.plugin, tag=tag)
+
     def tag_defaults(self) -> dict[str, Any]:
         """What a tag of this model inherits when its metadata leaves it out."""
         return {k: self.metadata.get(k) for k in ("num_classes", "input_size", "mean", "std")}
 
-    def weights(self, tag: str) -> WeightsInfo:
-        """The tag's metadata as the one weights schema (``zoo_core.weights``)."""
-        from zoo_core.weights import from_dict
-
-        if tag not in self.pretrained:
-            close = difflib.get_close_matches(tag, list(self.pretrained))
-            raise UnknownNameError(f"tag of {self.qualified}", tag, close)
-        return from_dict(self.qualified, tag, self.pretrained[tag])
-
 
 def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -> dict[str, Any]:
     """Check what a plugin registered and return normalised, JSON-able metadata."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValueError(f"invalid model name {name!r}: use letters, digits, '_' and '-'")
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > NAME_MAX:
+        raise ValueError(f"invalid model name {name!r}: use letters, digits, '_' and '-', at most {NAME_MAX} "
+                         "characters")  # fmt: skip
     if not callable(builder):
         raise ValueError(f"model {name!r}: builder must be callable, got {type(builder).__name__}")
     unknown = set(metadata) - MODEL_KEYS
@@ -215,8 +204,6 @@ def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -
     pretrained = metadata.get("pretrained") or {}
     if not isinstance(pretrained, dict):
         raise ValueError(f"model {name!r}: pretrained must be a dict of tag -> metadata")
-    from zoo_core.weights import validate_tag
-
     defaults = {k: meta[k] for k in ("num_classes", "input_size", "mean", "std")}
     tags = {tag: validate_tag(name, tag, tag_meta, defaults) for tag, tag_meta in pretrained.items()}
     meta["pretrained"] = tags
@@ -293,27 +280,18 @@ class Catalogue:
 
     def get(self, kind: str, name: str) -> Entry:
         """Look up ``name`` or ``plugin:name``; unknown names raise with the closest matches."""
-        entry = self.entries[kind].get(name) if ":" in name else self.bare(kind).get(name)
+        plugin, _ = split_qualified(name)
+        entry = self.entries[kind].get(name) if plugin is not None else self.bare(kind).get(name)
         if entry is None:
             raise UnknownNameError(kind, name, self.suggest(kind, name))
         return entry
 
     def suggest(self, kind: str, name: str, n: int = 3) -> list[str]:
         names = list(self.bare(kind)) + list(self.entries[kind])
-        base = name.split(":", 1)[-1]
+        base = split_qualified(name)[1]
         return difflib.get_close_matches(name, names, n=n, cutoff=0.6) or difflib.get_close_matches(
             base, names, n=n, cutoff=0.6
         )
-
-    def resolve_model(self, spec: str) -> tuple[ModelEntry, str | None]:
-        """``[plugin:]name[.tag]`` -> (entry, tag or None)."""
-        base, _, tag = spec.partition(".")
-        entry = self.get("model", base)
-        assert isinstance(entry, ModelEntry)
-        if tag and tag not in entry.pretrained:
-            close = difflib.get_close_matches(tag, list(entry.pretrained), n=3, cutoff=0.5)
-            raise UnknownNameError(f"tag of {entry.qualified}", tag, close)
-        return entry, (tag or None)
 
     def find(self, kind: str, patterns: Iterable[str] = (), plugin: str | None = None) -> list[Entry]:
         """Entries whose bare or qualified name matches any wildcard pattern (all when none given)."""

@@ -94,27 +94,23 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, sh
     """List models, or their tags; PATTERNS are wildcards such as 'resnet*', 'timm:efficientnet_*' or
     'resnet50.*'. Parameters and GMACs come from the weights' metadata or are counted once (cached)."""
     from zoo_core import listing
+    from zoo_core.names import is_pattern, split_pattern
     from zoo_core.plugins import get_catalogue
 
     catalogue = get_catalogue()
     if plugin is not None and plugin not in catalogue.plugin_order:
         raise UnknownNameError("plugin", plugin, catalogue.plugin_order)
     limits = listing.parse_bounds(bounds)
-    model_patterns = [listing.split_pattern(p)[0] for p in patterns]
-    show_tags = show_tags or any(tag is not None for _, tag in map(listing.split_pattern, patterns))
+    patterns = tuple(p if is_pattern(p) else listing.exact_pattern(p) for p in patterns)
+    model_patterns = [split_pattern(p)[0] for p in patterns]
+    show_tags = show_tags or any(tag is not None for _, tag in map(split_pattern, patterns))
     entries = [e for e in catalogue.find("model", model_patterns, plugin) if not pretrained or e.pretrained]
     if show_tags:
         rows = listing.tag_rows(catalogue, entries, patterns)  # type: ignore[arg-type]
     else:
         rows = listing.model_rows(catalogue, entries)  # type: ignore[arg-type]
-    for pattern in patterns:
-        model, tag = listing.split_pattern(pattern)
-        if any(c in pattern for c in "*?["):
-            continue
-        if not catalogue.find("model", [model], plugin):
-            catalogue.get("model", model)  # an exact name that does not exist: say what is close
-        elif tag is not None and not any(r.tag == tag for r in rows):
-            catalogue.resolve_model(pattern)  # an exact tag that does not exist: say which are close
+    if not pretrained and plugin is None:
+        listing.check_exact(patterns, rows)
     rows, notes = listing.select(rows, limits, sort, lambda line: click.echo(f"zoo: {line}", err=True))
     if as_json:
         for note in notes:
@@ -141,10 +137,12 @@ def list_cmd(patterns: tuple[str, ...], plugin: str | None, pretrained: bool, sh
 def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
     """Show a model's plugin, size, cost, preprocessing and pretrained tags (MODEL.TAG: that tag's)."""
     from zoo_core import listing
-    from zoo_core.models import model_info, resolve
+    from zoo_core.models import model_info
     from zoo_core.plugins import get_catalogue
+    from zoo_core.resolve import resolve
 
-    entry, tag = resolve(model)  # once: an hf-hub: name asks the Hub
+    found = resolve(model)  # once: an hf-hub: name asks the Hub
+    entry, tag = found.entry, found.tag
     info = model_info(entry.qualified, stats=False)
     if not no_stats:
         from zoo_core.stats_cache import lookup, model_query, tag_query
@@ -162,7 +160,7 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
         means = "means this one" if info["default"] else "is another plugin's"
         click.echo(f"  also in       {', '.join(info['also_in'])} -- the bare name '{info['name']}' {means}")
     size = "x".join(map(str, info["input_size"]))
-    counted_at = entry.pretrained[tag]["preprocessing"]["input_size"] if tag else info["input_size"]
+    counted_at = found.weights.preprocessing.input_size if found.weights else info["input_size"]
     at = "x".join(map(str, counted_at[1:]))  # where parameters and GMACs were counted
     least = info.get("min_input_size")
     click.echo(f"  input         {size}" + (f" (at least {'x'.join(map(str, least[1:]))})" if least else ""))
@@ -192,7 +190,8 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
         whole = {i for i, h in enumerate(headers) if h not in words}
         click.echo(format_table(headers, table, width=width, keep=whole, right=right))
     else:  # one tag: a line per field reads better than a one-row table
-        weights = entry.pretrained[tag]
+        assert found.weights is not None
+        weights = found.weights.to_dict()
         for header, value in zip(headers, table[0], strict=True):
             _echo_wrapped(f"  {header:<13} ", value, width)
         for key, label in (("description", "about"), ("recipe", "recipe"), ("url", "url"), ("hf_hub_id", "hub id"),

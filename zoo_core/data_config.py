@@ -15,11 +15,13 @@ from dataclasses import replace
 from typing import Any
 
 from zoo_core.errors import UsageError
-from zoo_core.weights import Preprocessing, WeightsInfo
+from zoo_core.names import ModelRef
+from zoo_core.resolve import resolve
+from zoo_core.weights import INTERPOLATIONS, Preprocessing, WeightsInfo
 
 
 def resolve_data_config(
-    model: str | WeightsInfo | Preprocessing, *, img_size: int | None = None, crop_pct: float | None = None,
+    model: str | ModelRef | WeightsInfo | Preprocessing, *, img_size: int | None = None, crop_pct: float | None = None,
     interpolation: str | None = None,
 ) -> Preprocessing:  # fmt: skip
     """The preprocessing of ``model`` (``[plugin:]name[.tag]``: its tag's, else its default tag's, else the
@@ -29,13 +31,13 @@ def resolve_data_config(
     elif isinstance(model, WeightsInfo):
         pre = model.preprocessing
     else:
-        from zoo_core.models import resolve
-
-        entry, tag = resolve(model)
-        tag = tag or entry.default_tag
-        if tag is not None:
-            pre = entry.weights(tag).preprocessing
+        found = resolve(model)
+        if found.weights is None and found.entry.default_tag is not None:
+            found = resolve(model, True)
+        if found.weights is not None:
+            pre = found.weights.preprocessing
         else:
+            entry = found.entry
             c, h, w = entry.input_size
             pre = Preprocessing((c, h, w), tuple(entry.metadata["mean"]), tuple(entry.metadata["std"]))
     return override(pre, img_size=img_size, crop_pct=crop_pct, interpolation=interpolation)
@@ -45,8 +47,6 @@ def override(pre: Preprocessing, *, img_size: int | None = None, crop_pct: float
              interpolation: str | None = None) -> Preprocessing:  # fmt: skip
     """``pre`` with a new input side, crop share or interpolation. A new size or crop keeps the crop share
     of the original (a torchvision resize of 256 for a 224 crop becomes crop_pct 0.875)."""
-    from zoo_core.weights import INTERPOLATIONS
-
     if img_size is not None and img_size < 1:
         raise UsageError(f"--img-size must be positive, got {img_size}")
     if crop_pct is not None and not 0 < crop_pct <= 2:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo_core.errors import UsageError
+from zoo_core.errors import UsageError, first_line
 
 # -- the dataset type --------------------------------------------------------------------------------
 
@@ -292,9 +292,8 @@ def load_dataset(
                               **options)  # fmt: skip
     except (TypeError, ValueError) as e:
         if not options:
-            from zoo_core.isolation import one_line
-
-            raise UsageError(f"dataset {entry.name}: plugin '{entry.plugin}' failed: {one_line(e)}") from None
+            reason = first_line(e, typed=True)
+            raise UsageError(f"dataset {entry.name}: plugin '{entry.plugin}' failed: {reason}") from None
         # An option the builder does not take, or a value of the wrong type: the user's to fix.
         raise UsageError(f"dataset {entry.name}: {e} (check its options: {options})") from None
     return validate(dataset, entry.name, for_training)

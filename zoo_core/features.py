@@ -86,7 +86,7 @@ def features_only(model: Any, input_size: tuple[int, int, int], out_indices: lis
     import torch.nn as nn
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    from zoo_core.errors import UsageError
+    from zoo_core.errors import UsageError, first_line
 
     stages = stage_outputs(spatial_layers(model, input_size))
     if out_indices is not None:
@@ -96,7 +96,7 @@ def features_only(model: Any, input_size: tuple[int, int, int], out_indices: lis
     try:
         extractor = create_feature_extractor(model, return_nodes={s.name: s.name for s in stages})
     except Exception as e:  # noqa: BLE001 - a model torch.fx cannot trace
-        raise UsageError(f"cannot extract features from {type(model).__name__}: {type(e).__name__}: {e}") from None
+        raise UsageError(f"cannot extract features from {type(model).__name__}: {first_line(e, typed=True)}") from None
 
     class Features(nn.Module):
         def __init__(self) -> None:

@@ -74,11 +74,13 @@ def zoo_register_commands(cli: Any) -> None:
     """
 
 
-@hookspec(firstresult=True)
-def zoo_resolve_model(name: str) -> str | None:
-    """Resolve a model name with a prefix that is no plugin's (``hf-hub:OWNER/NAME``) to a catalogue name.
+@hookspec
+def zoo_resolve_model(name: str, ref: Any) -> str | None:
+    """Resolve a name the catalogue cannot: a source name (``hf-hub:OWNER/NAME``: a prefix that is no plugin's)
+    or a numbered version (``MODEL.TAG@N``), to a catalogue name.
 
-    Called live, in plugin precedence order, only for ``prefix:rest`` names whose prefix names no plugin;
-    the first answer that is not None wins. Return ``plugin:model.tag`` (fetching the weights and registering
-    the tag first, say into the local registry), or None for names the plugin does not handle.
+    ``name`` is the name as text, ``ref`` the same parsed (a ``zoo_core.names.ModelRef``); take either or
+    both. Called live, in plugin precedence order; the first answer that is not None wins. Return
+    ``plugin:model.tag`` (fetching the weights and registering the tag first, say into the local registry),
+    or None for names the plugin does not handle.
     """

@@ -1,13 +1,22 @@
 """Reading image files: every mode PIL opens becomes its true colours (``RGB``, or ``L`` for grayscale
 sources), or a one-line error that names the file. The one decoder contract of zoo: datasets, evaluation
-and prediction all read pictures through ``load_image``."""
+and prediction all read pictures through ``load_image``. Pictures over ``max_image_pixels()`` are refused
+from their header, before any pixel is decoded."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-from zoo_core.errors import UsageError
+from zoo_core.errors import UsageError, first_line
+
+# PIL's own refusal (twice its Image.MAX_IMAGE_PIXELS, below which it only warns), as a fixed number so that
+# zoo's limit does not depend on what other code in the process set PIL's to.
+DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
+MAX_PIXELS_VARIABLE = "ZOO_MAX_IMAGE_PIXELS"
 
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
@@ -70,28 +79,77 @@ def to_true_colours(image: Any, path: str | os.PathLike[str] = "<image>") -> Any
         raise _refuse(path, f"mode {mode} cannot be converted to colours ({e})") from None
 
 
-def load_image(path: str | os.PathLike[str]) -> Any:
-    """Open an image file as a PIL image in ``RGB`` or ``L`` with its true colours (first frame of an animation)."""
+def max_image_pixels() -> int | None:
+    """The most pixels (width x height) zoo decodes in one picture: ``ZOO_MAX_IMAGE_PIXELS``, else PIL's
+    decompression-bomb limit; None when the variable is ``none`` (no limit)."""
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if value.lower() == "none":
+        return None
+    try:
+        limit = int(value.replace(",", "").replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise UsageError(f"{MAX_PIXELS_VARIABLE}={value!r}: give a number of pixels (e.g. 400000000) or 'none'")
+    return limit
+
+
+# PIL's own bomb check runs inside Image.open, before zoo sees the size, and would refuse what
+# ZOO_MAX_IMAGE_PIXELS allows: it is off only while a header is read, under a lock, since the setting is
+# PIL's global. Reading a header takes microseconds, so decoding threads hardly wait.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """The PIL image of ``path``, its header read and its size checked against ``max_image_pixels()``."""
+    from PIL import Image
+
+    limit = max_image_pixels()
+    with _PIL_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    with image:
+        width, height = image.size
+        if limit is not None and width * height > limit:
+            raise UsageError(f"{path}: {width * height:,} pixels ({width}x{height}) is over the limit of {limit:,} "
+                             f"(set {MAX_PIXELS_VARIABLE} to read larger pictures)")  # fmt: skip
+        yield image
+
+
+# What PIL raises for a file it cannot read: its DecompressionBombError (a frame of an animation over PIL's
+# limit) is none of the others.
+def _unreadable() -> tuple[type[BaseException], ...]:
     from PIL import Image, UnidentifiedImageError
 
+    return OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError
+
+
+def load_image(path: str | os.PathLike[str]) -> Any:
+    """Open an image file as a PIL image in ``RGB`` or ``L`` with its true colours (first frame of an animation)."""
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             image.load()
             return to_true_colours(image, path)
     except UsageError:
         raise
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except _unreadable() as e:
+        text = first_line(e)
         raise _refuse(path, text) from None
 
 
 def image_mode(path: str | os.PathLike[str]) -> tuple[str, str | None]:
     """(mode, format) from the file's header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             return image.mode, image.format
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except UsageError:
+        raise
+    except _unreadable() as e:
+        text = first_line(e)
         raise _refuse(path, text) from None

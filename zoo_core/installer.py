@@ -74,18 +74,36 @@ def pip(args: Sequence[str]) -> None:
 # -- install -----------------------------------------------------------------------------------------
 
 
-def _local(spec: str) -> Path | None:
-    """The file or folder a spec names when it looks like a path (as pip decides), else None."""
+# pip takes these archives as files; a spec ending so is a path even without a separator
+ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar")
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether pip would read ``spec`` as a file or folder rather than a requirement (a name, ``name==1.0``)."""
     if "://" in spec:
+        return False
+    separators = [os.sep, *([os.altsep] if os.altsep else [])]
+    return spec.startswith((".", "/", "~")) or any(s in spec for s in separators) or spec.endswith(ARCHIVES)
+
+
+def _local(spec: str) -> Path | None:
+    """The absolute file or folder a spec names when it looks like a path, else None (a name, a URL)."""
+    if not looks_like_path(spec):
         return None
-    looks_like_path = (spec.startswith((".", "/", "~")) or os.sep in spec or bool(os.altsep and os.altsep in spec)
-                       or spec.endswith((".whl", ".tar.gz", ".zip")))  # fmt: skip
-    if not looks_like_path:
-        return None
-    path = Path(spec).expanduser()
+    # absolute, because pip reads `./x` handed over as `x` (what str(Path("./x")) gives) as a package name;
+    # abspath rather than resolve(): a symlinked wheel must keep its own file name, which pip parses
+    path = Path(os.path.abspath(os.path.expanduser(spec)))
     if not path.exists():
         raise UsageError(f"{spec}: no such file or folder")
     return path
+
+
+def _editable_folder(spec: str) -> Path:
+    folder = Path(os.path.abspath(os.path.expanduser(spec)))
+    if not folder.is_dir():
+        raise UsageError(f"-e {spec}: no such folder")
+    _check_project(folder, spec)
+    return folder
 
 
 def _check_project(folder: Path, spec: str) -> None:
@@ -160,15 +178,12 @@ def install(
     if not specs and not editable:
         raise UsageError("give what to install: a name, a path, a URL or -e PATH")
     paths = [_local(spec) for spec in specs]
-    folders = []
-    for spec in editable:
-        folder = Path(spec).expanduser()
-        if not folder.is_dir():
-            raise UsageError(f"-e {spec}: no such folder")
-        folders.append(folder)
-    folders += [p for p in paths if p is not None and p.is_dir()]
-    for folder in folders:
-        _check_project(folder, str(folder))
+    editable_folders = [_editable_folder(spec) for spec in editable]
+    folders = list(editable_folders)
+    for spec, path in zip(specs, paths, strict=True):
+        if path is not None and path.is_dir():
+            _check_project(path, spec)
+            folders.append(path)
     if build_isolation is None:  # wheels need no build; a name, URL or sdist may need anything
         only_local = all(p is not None and (p.is_dir() or p.suffix == ".whl") for p in paths)
         build_isolation = not (only_local and all(build_requirements_met(f) for f in folders))
@@ -180,8 +195,8 @@ def install(
     if not build_isolation:
         args.append("--no-build-isolation")
     args += [str(p) if p is not None else spec for spec, p in zip(specs, paths, strict=True)]
-    for spec in editable:
-        args += ["-e", str(Path(spec).expanduser().resolve())]
+    for folder in editable_folders:
+        args += ["-e", str(folder)]
     before = installed()
     pip(args)
     changes = _changes(before, installed())

@@ -6,16 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from zoo_core.errors import PluginError, ZooError
+from zoo_core.errors import PluginError, ZooError, first_line
 
 T = TypeVar("T")
-
-
-def one_line(exc: BaseException, limit: int = 400) -> str:
-    """``Type: message`` on one line, shortened to ``limit`` characters."""
-    text = " ".join(str(exc).split())
-    msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 def run_plugin_code(
@@ -32,4 +25,4 @@ def run_plugin_code(
     except (ZooError, KeyboardInterrupt, *passthrough):
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin's bug must not become zoo's traceback
-        raise PluginError(f"plugin '{plugin}' failed {what}: {one_line(e)}") from e
+        raise PluginError(f"plugin '{plugin}' failed {what}: {first_line(e, typed=True)}") from e

@@ -17,6 +17,8 @@ from typing import Any
 
 from zoo_core.catalogue import Catalogue, ModelEntry
 from zoo_core.errors import UsageError
+from zoo_core.names import is_pattern, parse, split_pattern
+from zoo_core.resolve import resolve
 
 SORT_KEYS = ("name", "params", "gmacs", "top1")
 BOUNDS = (("params", "parameters (10M)"), ("gmacs", "GMACs (1.5, or 500M MACs)"), ("top1", "% top-1 (80)"))
@@ -104,10 +106,23 @@ def model_rows(catalogue: Catalogue, entries: Iterable[ModelEntry]) -> list[Row]
     return rows
 
 
-def split_pattern(pattern: str) -> tuple[str, str | None]:
-    """``resnet50.a1*`` -> (``resnet50``, ``a1*``); a pattern without a tag part -> (pattern, None)."""
-    model, dot, tag = pattern.partition(".")
-    return model, (tag or "*") if dot else None
+def exact_pattern(name: str) -> str:
+    """A name given to ``zoo list`` as a pattern: a source name or a version (``hf-hub:OWNER/REPO``,
+    ``MODEL.TAG@N``) becomes the tag it resolves to; other names stay, so ``resnet50.a1_in1k`` finds that tag
+    of whichever plugin's ``resnet50`` has it."""
+    ref = parse(name)
+    return resolve(ref).qualified if ref.is_source or ref.version is not None else name
+
+
+def check_exact(patterns: Iterable[str], rows: Sequence[Row]) -> None:
+    """An exact name that matched nothing fails as the resolver says (unknown model or tag, with the close ones)."""
+    for pattern in patterns:
+        model, tag = split_pattern(pattern)
+        if not is_pattern(pattern) and not any(
+            fnmatch.fnmatchcase(r.entry.name, model) or fnmatch.fnmatchcase(r.entry.qualified, model)
+            for r in rows if tag is None or r.tag == tag
+        ):  # fmt: skip
+            resolve(pattern)
 
 
 def tag_rows(catalogue: Catalogue, entries: Iterable[ModelEntry], patterns: Sequence[str] = ()) -> list[Row]:

@@ -6,34 +6,10 @@ import inspect
 from typing import Any
 
 from zoo_core.catalogue import ModelEntry
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.plugins import get_catalogue, get_host
-
-
-def resolve(name: str, pretrained: bool | str | None = False) -> tuple[ModelEntry, str | None]:
-    """``[plugin:]name[.tag]`` plus a ``pretrained`` argument -> (entry, tag or None).
-
-    A name whose prefix is no plugin's (``hf-hub:OWNER/NAME``) goes to the plugins' ``zoo_resolve_model``.
-    """
-    entry, tag = get_catalogue().resolve_model(get_host().resolve_name(name) or name)
-    if isinstance(pretrained, str) and pretrained:
-        entry, tag = get_catalogue().resolve_model(f"{entry.qualified}.{pretrained}")
-    elif pretrained is True and tag is None:
-        tag = entry.default_tag
-        if tag is None:
-            raise no_default_error(entry)
-    return entry, tag
-
-
-def no_default_error(entry: ModelEntry) -> ZooError:
-    """The error for ``pretrained=True`` (or a bare name where weights are needed) without a default tag."""
-    shown = get_catalogue().display_name("model", entry)
-    if not entry.pretrained:
-        return UsageError(f"{shown} has no trained weights (and no pretrained ones): train some with `zoo train "
-                          f"{shown} --dataset NAME`, or see `zoo list --pretrained`")  # fmt: skip
-    tags = ", ".join(f"{shown}.{t}" for t in list(entry.pretrained)[:5]) + (" ..." if len(entry.pretrained) > 5 else "")
-    return UsageError(f"{shown} has no default weights; name a tag ({tags}) or set a default: "
-                      f"zoo registry default {shown} TAG")  # fmt: skip
+from zoo_core.errors import UsageError
+from zoo_core.names import ModelRef
+from zoo_core.plugins import get_catalogue
+from zoo_core.resolve import Resolved, resolve
 
 
 def accepts(fn: Any, arg: str) -> bool:
@@ -46,7 +22,7 @@ def accepts(fn: Any, arg: str) -> bool:
 
 
 def create_model(
-    name: str,
+    name: str | ModelRef | Resolved,
     pretrained: bool | str | None = False,
     num_classes: int | None = None,
     in_chans: int | None = None,
@@ -55,17 +31,17 @@ def create_model(
 ) -> Any:
     """Build a model from the catalogue.
 
-    ``name`` is ``[plugin:]name[.tag]``; ``pretrained`` is False, True (the default tag) or a tag.
+    ``name`` is any model name (``zoo_core.names``); ``pretrained`` is False, True (the default tag) or a tag.
     ``num_classes`` and ``in_chans`` default to the model's (or its weights'); pretrained weights for a
     different number of classes get a fresh classifier; ``num_classes=0`` removes it (the model returns
     pooled features). ``features_only=True`` returns a module giving the list of stage feature maps, with
     ``feature_info``. A model built with weights carries them in ``model.pretrained_cfg`` (timm's format:
     preprocessing, ``num_classes``, ``label_names``).
     """
-    entry, tag = resolve(name, pretrained)
+    found = resolve(name, pretrained)
+    entry, tag, weights = found.entry, found.tag, found.weights
     if num_classes is not None and num_classes < 0:
         raise UsageError(f"num_classes must be 0 (no classifier) or more, got {num_classes}")
-    weights = entry.weights(tag) if tag else None
     native = entry.metadata.get("takes_features_only", False)
     head = num_classes
     if num_classes == 0 and not native:
@@ -166,9 +142,9 @@ def list_models(
     ]
 
 
-def model_info(name: str, stats: bool = True) -> dict[str, Any]:
+def model_info(name: str | ModelRef | Resolved, stats: bool = True) -> dict[str, Any]:
     """Everything the catalogue knows about a model; with ``stats``, parameters and GMACs (builds it)."""
-    entry, _ = resolve(name)
+    entry = resolve(name).entry
     catalogue = get_catalogue()
     info: dict[str, Any] = {
         "name": entry.name,

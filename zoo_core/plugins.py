@@ -41,9 +41,11 @@ from zoo_core import hookspecs
 from zoo_core.atomic_io import atomic_write_json
 from zoo_core.catalogue import Catalogue, Entry, ModelEntry, callable_ref, validate_model_metadata
 from zoo_core.environment import package_version
-from zoo_core.errors import PluginError
-from zoo_core.isolation import one_line, run_plugin_code
+from zoo_core.errors import PluginError, first_line
+from zoo_core.isolation import run_plugin_code
+from zoo_core.names import parse
 from zoo_core.paths import cache_dir
+from zoo_core.weights import validate_tag
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 ZOO_DIST = "zoo"  # the distribution whose entry points are the built-in plugins
@@ -363,7 +365,8 @@ class PluginHost:
                 impl.function(**kwargs)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - sys.exit in a hook must not end zoo
                 if tracing():
-                    trace(info.name, hook_name, time.perf_counter() - began, f"raised {one_line(e, 120)}")
+                    raised = first_line(e, typed=True, limit=120)
+                    trace(info.name, hook_name, time.perf_counter() - began, f"raised {raised}")
                 self._fail(info, e, hook_name)
                 return False
             if tracing():
@@ -372,7 +375,7 @@ class PluginHost:
 
     def _fail(self, info: PluginInfo, exc: BaseException | None, where: str = "") -> None:
         if exc is not None:
-            msg = one_line(exc)
+            msg = first_line(exc, typed=True)
             info.errors.append(f"{where}: {msg}" if where else msg)
         info.status = "error"
         line = f"plugin '{info.name}' failed: {info.errors[-1] if info.errors else 'unknown error'}"
@@ -458,16 +461,17 @@ class PluginHost:
                 self._run_weights_hook(info)
 
     def _run_weights_hook(self, info: PluginInfo) -> None:
-        from zoo_core.weights import validate_tag
-
         pending: list[tuple[ModelEntry, str, Callable[[Any], None], dict[str, Any], bool]] = []
 
         def register(model: str, tag: str, loader: Callable[[Any], None], *, default: bool = False,
                      **metadata: Any) -> None:  # fmt: skip
-            plugin = model.partition(":")[0] if ":" in model else None
-            if plugin is not None and self.infos.get(plugin) is not None and self.infos[plugin].status == "disabled":
+            ref = parse(model)
+            if ref.is_source or ref.tag is not None or ref.version is not None:
+                raise ValueError(f"weights of {model!r}: name the model as [plugin:]name and the tag apart")
+            if ref.plugin is not None and self.infos.get(ref.plugin) is not None \
+                    and self.infos[ref.plugin].status == "disabled":  # fmt: skip
                 return  # weights of a model whose plugin is switched off on purpose: nothing to say
-            entry, _ = self.catalogue.resolve_model(model)
+            entry = self.catalogue.get("model", ref.model)
             if not callable(loader):
                 raise ValueError(f"weights {model}.{tag}: loader must be callable")
             meta = validate_tag(entry.qualified, tag, metadata, entry.tag_defaults())
@@ -484,12 +488,13 @@ class PluginHost:
         for entry, tag, loader, meta, default in pending:
             entry.add_live_tag(tag, meta, loader, default)
 
-    def resolve_name(self, name: str) -> str | None:
-        """A ``prefix:rest`` name whose prefix is no plugin's (``hf-hub:OWNER/NAME``) -> the catalogue name the
-        first plugin's ``zoo_resolve_model`` gives for it, or None."""
-        prefix, sep, _ = name.partition(":")
-        if not sep or prefix in self.infos:
-            return None
+    def knows_plugin(self, name: str) -> bool:
+        """Whether ``name`` is a plugin's (loaded, failed or switched off): ``name:model`` means its model."""
+        return name in self.infos
+
+    def resolve_name(self, name: str, ref: Any = None) -> str | None:
+        """Ask the plugins' ``zoo_resolve_model`` hooks, in precedence order, for the catalogue name of a
+        source name or a version (``zoo_core.resolve`` decides which names go here); None when none answers."""
         for info in self._in_order(self.plugin_list):
             if info.status != "ok" or RESOLVE_HOOK not in info.hooks:
                 continue
@@ -499,7 +504,8 @@ class PluginHost:
             for impl in getattr(self.pm.hook, RESOLVE_HOOK).get_hookimpls():
                 if impl.plugin is not module:
                     continue
-                answer = run_plugin_code(info.name, f"resolving model name '{name}'", impl.function, name=name)
+                args = {k: v for k, v in {"name": name, "ref": ref}.items() if k in impl.argnames}
+                answer = run_plugin_code(info.name, f"resolving model name '{name}'", impl.function, **args)
                 if answer is not None and not isinstance(answer, str):
                     raise PluginError(f"plugin '{info.name}' resolved '{name}' to {answer!r}, not a model name")
                 if answer:
@@ -534,7 +540,7 @@ class PluginHost:
         return self._keys[info.name]
 
     def _work_out_cache_key(self, info: PluginInfo) -> str:
-        from zoo_core import __version__
+        from zoo_core.version import __version__
 
         parts: list[Any] = [CACHE_SCHEMA, __version__, info.name, info.module, info.dist, info.version]
         if str(info.dist) not in self._requirements:  # the built-in plugins share one distribution

@@ -145,7 +145,7 @@ def plugin_name(name: str) -> str:
 
 def new_plugin(name: str, parent: str | os.PathLike[str] = ".") -> Path:
     """Write the project ``zoo-NAME`` in ``parent``; its folder."""
-    from zoo_core import __version__
+    from zoo_core.version import __version__
 
     plugin = plugin_name(name)
     taken = {ep.name: ep.dist or "?" for ep in find_entry_points(use_cache=False)}

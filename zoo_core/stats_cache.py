@@ -1,16 +1,27 @@
 """Parameters and GMACs of catalogue models without building them for real: from the weights' metadata
-where it gives them, else counted once on the meta device (no memory, no weights) and cached per plugin
-version in ``$ZOO_CACHE/stats/<plugin>-<key>.json`` (the key of the plugin's catalogue cache), so that a
-second ``zoo list --sort params`` reads JSON and imports no torch.
+where it gives them, else from the counts zoo ships for its built-in plugins (``zoo_core/data/
+model_stats.json``, written by ``benchmarks/model_stats.py``), else counted once on the meta device (no
+memory, no weights) and cached per plugin version in ``$ZOO_CACHE/stats/<plugin>-<key>.json`` (the key of
+the plugin's catalogue cache), so that a second ``zoo list --sort params`` reads JSON and imports no torch.
 
-A value that cannot be counted (a model that will not build or run on the meta device) is cached as
-unknown (null) and not tried again for that plugin version.
+The shipped counts of a plugin are used only where they were counted with the versions of torch and of the
+plugin's library (torchvision, timm) installed here and with the plugin's code as it is here (a digest of
+its sources); otherwise none of that plugin's shipped counts is used, and its models are counted live: a
+new timm may change a model without renaming it, so a count that is merely present may be wrong.
+
+A model with lazy modules (``nn.LazyLinear``) gets its shapes from one dry run at its input size, on the
+meta device, else on the CPU without gradients. A value that cannot be counted (a model that will not build
+or run) is cached as unknown (null) and not tried again for that plugin version.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +36,13 @@ SCHEMA = 1
 FIELDS = ("num_params", "gmacs")
 SAVE_EVERY_S = 10.0  # an interrupted first count keeps what it has counted
 PROGRESS_AFTER = 10  # counting more models than this says so on stderr
+PROGRESS_EVERY_S = 15.0  # and how far it has got, this often
+SHIPPED_PATH = Path(__file__).resolve().parent / "data" / "model_stats.json"
+SHIPPED_SCHEMA = 1
+# What counting costs on a 2-core CPU, for the estimate printed first: seconds per model on the meta device
+# (timm's catalogue, median), and the imports of torch and a model library when they are not imported yet.
+SECONDS_PER_MODEL = {"num_params": 0.11, "gmacs": 0.15}
+STARTUP_S = 3.0
 
 
 @dataclass
@@ -82,6 +100,88 @@ def stats_path(plugin: str) -> Path:
     return cache_dir() / "stats" / f"{plugin}-{get_host().cache_key(plugin)}.json"
 
 
+# -- the counts shipped for the built-in plugins ----------------------------------------------------------
+
+
+def release(version: str | None) -> str | None:
+    """``2.4.1+cu121`` -> ``2.4.1``: a local build of a release counts the same."""
+    return version.split("+")[0] if version else None
+
+
+def source_digest(module: str) -> str | None:
+    """A digest of the sources of the package (or module) that ``module`` (an entry point's value) lives in;
+    None when it cannot be found. Edited code gives another digest, a wheel and an editable install the same."""
+    import importlib.util
+
+    top = module.split(":")[0].split(".")[0]
+    try:
+        spec = sys.modules[top].__spec__ if top in sys.modules else importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return None
+    files: list[tuple[str, str]] = []
+    for folder in spec.submodule_search_locations or []:
+        for root, dirs, names in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
+            files += [(os.path.relpath(os.path.join(root, n), folder), os.path.join(root, n))
+                      for n in names if n.endswith(".py")]  # fmt: skip
+    if not files:
+        files = [(os.path.basename(spec.origin), spec.origin)]
+    digest = hashlib.sha256()
+    try:
+        for rel, path in sorted(files):
+            with open(path, "rb") as f:
+                digest.update(rel.replace(os.sep, "/").encode() + b"\0" + f.read() + b"\0")
+    except OSError:
+        return None
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(module: str, libraries: Iterable[str]) -> dict[str, Any]:
+    """What a plugin's counts depend on: the releases of ``libraries`` installed here and the plugin's code."""
+    from zoo_core.environment import package_version
+
+    return {"versions": {lib: release(package_version(lib)) for lib in libraries}, "source": source_digest(module)}
+
+
+@functools.cache
+def _read_shipped(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    plugins = data.get("plugins") if isinstance(data, dict) and data.get("schema") == SHIPPED_SCHEMA else None
+    return plugins if isinstance(plugins, dict) else {}
+
+
+@functools.cache
+def _shipped_for(path: Path, plugin: str, module: str) -> dict[str, dict[str, Any]]:
+    section = _read_shipped(path).get(plugin)
+    if not isinstance(section, dict) or section.get("module") != module or not isinstance(section.get("stats"), dict):
+        return {}
+    versions = section.get("versions")
+    if not isinstance(versions, dict) or fingerprint(module, versions) != {"versions": versions,
+                                                                             "source": section.get("source")}:
+        return {}  # counted with other libraries or other plugin code: trusting it could show wrong numbers
+    return {k: v for k, v in section["stats"].items() if isinstance(v, dict)}
+
+
+def shipped(plugin: str) -> dict[str, dict[str, Any]]:
+    """The counts zoo ships for a built-in plugin's models, by query key; empty for any other plugin and where
+    they were counted with other library versions or other plugin code than this installation's."""
+    from zoo_core.plugins import get_host
+
+    info = get_host(entries=False).infos.get(plugin)
+    if info is None or not info.builtin:
+        return {}
+    return _shipped_for(SHIPPED_PATH, plugin, info.module)
+
+
+# -- the counts of this installation --------------------------------------------------------------------
+
+
 class StatsCache:
     """The cached counts of every plugin a lookup touches, read once and written back atomically."""
 
@@ -137,52 +237,99 @@ def lookup(
     results: list[dict[str, Any]] = []
     todo: list[tuple[int, StatsQuery, list[str]]] = []
     for i, q in enumerate(queries):
-        cached = cache.counts(q.entry.plugin).get(q.key, {}) if any(f not in q.known for f in want) else {}
-        values = {f: q.known.get(f, cached.get(f)) for f in want}
-        missing = [f for f in want if f not in q.known and f not in cached]
-        results.append(values)
+        values = {f: q.known[f] for f in want if f in q.known}
+        if len(values) < len(want):
+            for source in (shipped(q.entry.plugin), cache.counts(q.entry.plugin)):
+                found = source.get(q.key, {})
+                values.update({f: found[f] for f in want if f not in values and f in found})
+        results.append({f: values.get(f) for f in want})
+        missing = [f for f in want if f not in values]
         if missing:
             todo.append((i, q, missing))
     if not todo:
         return results
-    if progress is not None and len(todo) > PROGRESS_AFTER:
+    say = progress if progress is not None and len(todo) > PROGRESS_AFTER else None
+    if say is not None:
         what = " and ".join("parameters" if f == "num_params" else "GMACs" for f in want)
-        progress(f"counting {what} of {len(todo)} models on the meta device, once (cached for the next list)")
-    last_save = time.monotonic()
+        many = f"{len(todo)} model{'' if len(todo) == 1 else 's'}"
+        say(f"counting {what} of {many} on the meta device, about {duration(estimate(todo))}, once (cached for "
+            "the next list)")  # fmt: skip
+    began = last_save = last_said = time.monotonic()
     try:
         for n, (i, q, missing) in enumerate(todo, 1):
             counted = count(q, missing)
             cache.put(q.entry.plugin, q.key, counted)
             results[i].update({f: counted[f] for f in missing})
-            if progress is not None and len(todo) > PROGRESS_AFTER and n % 100 == 0:
-                progress(f"counted {n} of {len(todo)}")
-            if time.monotonic() - last_save > SAVE_EVERY_S:
+            now = time.monotonic()
+            if say is not None and now - last_said > PROGRESS_EVERY_S and n < len(todo):
+                left = (now - began) / n * (len(todo) - n)  # the pace so far says more than the first guess
+                say(f"counted {n} of {len(todo)}, about {duration(left)} left")
+                last_said = now
+            if now - last_save > SAVE_EVERY_S:
                 cache.save()
-                last_save = time.monotonic()
+                last_save = now
     finally:
         cache.save()
     return results
+
+
+def estimate(todo: Iterable[tuple[int, StatsQuery, list[str]]]) -> float:
+    """Seconds that counting ``todo`` should take here, imports included."""
+    seconds = sum(SECONDS_PER_MODEL[f] for _, _, fields in todo for f in fields)
+    return seconds + (STARTUP_S if "torch" not in sys.modules else 0.0)
+
+
+def duration(seconds: float) -> str:
+    """12 -> ``12 s``; 150 -> ``3 min``; 4000 -> ``1 h 7 min``."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def count(query: StatsQuery, fields: Iterable[str]) -> dict[str, Any]:
     """Build the model on the meta device and count ``fields``; None for what cannot be counted."""
     import warnings
 
-    from zoo_core.model_stats import build_on_meta, count_gmacs, count_params
+    from zoo_core.model_stats import count_gmacs, count_params
 
     fields = list(fields)
     out: dict[str, Any] = dict.fromkeys(fields)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constructor deprecation notes of thousands of models
-        try:
-            model = build_on_meta(lambda: query.entry.build(**query.kwargs))
-        except Exception:  # noqa: BLE001 - a model that cannot be built here is simply unknown
+        model = _shaped_model(query)
+        if model is None:
             return out
         if "num_params" in out:
             out["num_params"] = count_params(model)
         if "gmacs" in out:
             try:
                 out["gmacs"] = round(count_gmacs(model, tuple(query.input_size)), 4)
-            except Exception:  # noqa: BLE001 - data-dependent forwards do not run on the meta device
+            except (Exception, SystemExit):  # noqa: BLE001 - data-dependent forwards do not run on the meta device
                 pass
     return out
+
+
+def _shaped_model(query: StatsQuery) -> Any | None:
+    """The model built on the meta device, its lazy modules shaped by a dry run at the query's input size; a
+    lazy model whose dry run needs real numbers is built and run on the CPU (no gradients). None when the model
+    cannot be built or shaped: its counts are unknown, never an error."""
+    from zoo_core.model_stats import build_on_meta, has_uninitialised, materialize
+
+    def build() -> Any:
+        return query.entry.build(**query.kwargs)
+
+    try:
+        model = build_on_meta(build)
+        if not has_uninitialised(model):
+            return model
+    except (Exception, SystemExit):  # noqa: BLE001 - a model that cannot be built here is simply unknown
+        return None
+    for make in (lambda: model, build):
+        try:
+            shaped = make()
+            materialize(shaped, tuple(query.input_size))
+            return shaped
+        except (Exception, SystemExit):  # noqa: BLE001 - next the CPU; after it, unknown
+            continue
+    return None

@@ -4,7 +4,9 @@ Plugins register a tag's metadata as JSON (``pretrained={tag: {...}}`` in ``zoo_
 keyword arguments of ``zoo_register_weights``); ``validate_tag`` checks every field's type at registration
 (a wrong one fails that plugin with a message naming the field) and fills defaults from the model, so the
 cached metadata is always canonical. Everything that uses weights -- evaluation, training from a tag, the
-benchmark, push, predict -- reads it through ``weights_info``.
+benchmark, push, predict -- reads it through the resolver (``zoo_core.resolve``), which builds it here.
+
+This module is a leaf of zoo_core: it imports only the name syntax (``zoo_core.names``).
 
 Preprocessing follows timm's data config, which also expresses torchvision's ``weights.transforms()``:
 resize the shorter side to ``resize_size`` (or, when that is None, ``floor(side / crop_pct)``), centre-crop
@@ -20,6 +22,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from zoo_core.names import TAG_MAX, TAG_RE
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
 CROP_MODES = ("center", "squash", "border")
@@ -185,10 +189,9 @@ def validate_tag(model: str, tag: str, meta: Any, defaults: dict[str, Any]) -> d
     ``defaults`` are the model's: ``num_classes``, ``input_size``, ``mean`` and ``std``. Raises SchemaError
     naming the offending field.
     """
-    from zoo_core.catalogue import TAG_RE
-
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
-        raise SchemaError(f"model {model!r}: invalid tag {tag!r}: use letters, digits, '_' and '-'")
+    if not isinstance(tag, str) or not TAG_RE.match(tag) or len(tag) > TAG_MAX:
+        raise SchemaError(f"model {model!r}: invalid tag {tag!r}: use letters, digits, '_' and '-', at most "
+                          f"{TAG_MAX} characters")  # fmt: skip
     where = f"weights {model}.{tag}"
     if not isinstance(meta, dict):
         raise SchemaError(f"{where}: metadata must be an object, got {type(meta).__name__}")
@@ -253,14 +256,3 @@ def from_dict(model: str, tag: str, meta: dict[str, Any]) -> WeightsInfo:
         extra={k: meta[k] for k in EXTRA_FIELDS if meta.get(k) is not None},
     )  # fmt: skip
 
-
-def weights_info(spec: str, pretrained: bool | str | None = True) -> WeightsInfo:
-    """The weights ``[plugin:]model.tag`` (or the model's default tag) as a WeightsInfo.
-
-    The one way evaluation, training, the benchmark and every other command read a tag's metadata.
-    """
-    from zoo_core.models import resolve
-
-    entry, tag = resolve(spec, pretrained or True)
-    assert tag is not None
-    return entry.weights(tag)

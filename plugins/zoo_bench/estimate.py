@@ -128,8 +128,8 @@ def estimate(jobs: list[tuple[str, BenchSettings]]) -> Estimate:
     """The time ``jobs`` should take; names and devices must have been checked (runner.check_run)."""
     import torch
 
+    from zoo_core import resolve
     from zoo_core.devices import resolve_device
-    from zoo_core.models import resolve
 
     history = load_history()
     total, measured = 0.0, 0
@@ -137,8 +137,10 @@ def estimate(jobs: list[tuple[str, BenchSettings]]) -> Estimate:
         device = str(resolve_device(asked.device))
         kind = "cpu" if device == "cpu" else "cuda"
         settings = asked.for_device(device)
-        entry, tag = resolve(spec, settings.weights or False)
-        side = settings.img_size or int((entry.weights(tag).preprocessing.input_size if tag else entry.input_size)[-1])
+        found = resolve(spec, settings.weights or False)
+        entry = found.entry
+        side = settings.img_size or int((found.weights.preprocessing.input_size if found.weights
+                                         else entry.input_size)[-1])  # fmt: skip
         seen = history.get(history_key(
             device, torch.get_num_threads(), entry.qualified, settings.precision, side, settings.channels_last,
             settings.compile_mode if settings.compile else None,

@@ -23,7 +23,7 @@ from zoo_bench.settings import BenchSettings
 from zoo_bench.timing import auto_iters, time_steps
 from zoo_core.devices import autocast, check_precision, resolve_device, set_numerics
 from zoo_core.environment import environment
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError, ZooError, first_line
 from zoo_core.model_stats import count_flops, count_params
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -48,11 +48,12 @@ class Built:
 
 def build(spec: str, settings: BenchSettings, device: str) -> Built:
     """Build ``[plugin:]name[.tag]`` (``settings.weights`` picks the tag) for ``settings.img_size``."""
-    from zoo_core.models import create_model, resolve
+    from zoo_core import create_model, resolve
 
-    entry, tag = resolve(spec, settings.weights or False)
+    found = resolve(spec, settings.weights or False)
+    entry, tag = found.entry, found.tag
     # weights record the input they were trained for; the architecture's default otherwise
-    default_shape = tuple(entry.weights(tag).preprocessing.input_size if tag else entry.input_size)
+    default_shape = tuple(found.weights.preprocessing.input_size if found.weights else entry.input_size)
     shape = (
         int(default_shape[0]),
         settings.img_size or int(default_shape[1]),
@@ -68,7 +69,7 @@ def build(spec: str, settings: BenchSettings, device: str) -> Built:
             model = create_model(entry.qualified, pretrained=tag or False, input_size=shape[1:])
             flops = _probe(model, shape, device, settings.channels_last)
         except (RuntimeError, ValueError, TypeError):
-            reason = str(first).strip().splitlines()[0] if str(first).strip() else type(first).__name__
+            reason = first_line(first)
             raise UsageError(f"{entry.qualified} does not run at --img-size {shape[1]}: {reason}") from None
     classes = int(model.zoo_spec["num_classes"])
     return Built(model, entry.qualified, tag, shape, classes, flops)
@@ -211,7 +212,7 @@ def run_with_batch_decay(run: Callable[[int], dict], batch_size: int, device: st
         except Exception as e:  # noqa: BLE001 - only out-of-memory errors are retried
             if not is_out_of_memory(e):
                 raise
-            last = " ".join(str(e).split())[:200]
+            last = first_line(e, limit=200)
         else:
             result.update(batch_size=batch, batch_size_requested=batch_size, oom_retries=retries)
             return result
@@ -293,7 +294,6 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
     except ZooError:
         raise
     except Exception as e:  # noqa: BLE001 - a model that fails is reported, not fatal to the run
-        message = " ".join(str(e).split())[:300]
-        record["error"] = f"{current}: {type(e).__name__}" + (f": {message}" if message else "")
+        record["error"] = f"{current}: {first_line(e, typed=True, limit=300)}"
     record["unstable"] = any((record.get(phase) or {}).get("unstable") for phase in ("infer", "train"))
     return record

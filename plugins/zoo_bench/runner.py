@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from zoo_bench.settings import BenchSettings
-from zoo_core.errors import UsageError
+from zoo_core import UsageError, resolve
 
 WILDCARDS = "*?["
 
@@ -23,22 +23,19 @@ def expand_models(patterns: list[str]) -> list[str]:
             if not entries:
                 raise UsageError(f"no model matches '{pattern}'; see `zoo list`")
             found += [catalogue.display_name("model", e) for e in entries]
-        else:
-            catalogue.resolve_model(pattern)
-            found.append(pattern)
+        else:  # any name form; an hf-hub: name is fetched once here, and the workers get its catalogue name
+            found.append(resolve(pattern).display)
     return list(dict.fromkeys(found))
 
 
 def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
     """Fail before anything runs on a device, precision or dataset request that cannot work."""
     from zoo_core.devices import check_precision, resolve_device
-    from zoo_core.models import resolve
 
     for spec, settings in jobs:
         device = resolve_device(settings.device)
         check_precision(device, settings.precision)
-        _, tag = resolve(spec, settings.weights or False)
-        if settings.dataset and tag is None:
+        if settings.dataset and resolve(spec, settings.weights or False).tag is None:
             raise UsageError(f"--dataset measures the accuracy of trained weights: name them as {spec}.TAG")
         if settings.dataset:
             from zoo_core.plugins import get_catalogue

@@ -78,7 +78,7 @@ def build_cifar10(
 
 def _torchvision_cifar10(folder: Path | None) -> Any:
     from zoo_core.datasets import from_arrays
-    from zoo_core.errors import UsageError
+    from zoo_core.errors import UsageError, first_line
     from zoo_core.paths import downloads_dir
 
     if folder is not None and not folder.is_dir():
@@ -91,7 +91,7 @@ def _torchvision_cifar10(folder: Path | None) -> Any:
         train = CIFAR10(str(root), train=True, download=download)
         test = CIFAR10(str(root), train=False, download=download)
     except Exception as e:  # noqa: BLE001 - no network, a partial download, a wrong folder: one message
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise UsageError(
             f"cannot {'download' if download else 'read'} CIFAR-10 in {root} ({msg}); pass --data-dir with "
             "an ImageFolder copy (train/<class>/*.jpg, test/<class>/*.jpg) or set ZOO_DATA"

@@ -67,7 +67,7 @@ def build(arch: str, num_classes: int = 1000, pretrained: str | None = None, **k
 
     if pretrained is None:
         return timm.create_model(arch, num_classes=num_classes, **kwargs)
-    from zoo_core.errors import WeightsError
+    from zoo_core.errors import WeightsError, first_line
 
     name = f"{arch}.{pretrained}"
     hub_id = timm.models.get_pretrained_cfg(name).hf_hub_id
@@ -81,7 +81,7 @@ def build(arch: str, num_classes: int = 1000, pretrained: str | None = None, **k
         model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
     except (OSError, RuntimeError, ConnectionError) as e:  # HF hub and URL errors are OSErrors
         raise WeightsError(
-            f"cannot get timm weights {name} ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            f"cannot get timm weights {name} ({first_line(e, typed=True)}); "
             "connect to the internet once, or warm the Hugging Face cache (HF_HOME)"
         ) from None
     _name_classes(model)

@@ -26,14 +26,14 @@ def build_model(config: Any, dataset: Any, reporter: Reporter) -> tuple[Any, dic
     except that a model that sizes itself to its input trains at its design size when the images are
     larger (``--img-size`` overrides).
     """
-    from zoo_core.models import create_model, resolve
+    from zoo_core import create_model, resolve
 
-    entry, tag = resolve(config.model, config.pretrained or False)
+    found = resolve(config.model, config.pretrained or False)
+    entry, tag, weights = found.entry, found.tag, found.weights
     classes = dataset.num_classes
     data_size = tuple(dataset.image_size)
     kwargs: dict[str, Any] = {}
-    if tag:
-        weights = entry.weights(tag)
+    if weights is not None:
         pre = weights.preprocessing
         model_kwargs = {**weights.model_kwargs, "num_classes": classes}
         if "input_size" in weights.model_kwargs:  # a model that sized its classifier to its input
@@ -47,7 +47,7 @@ def build_model(config: Any, dataset: Any, reporter: Reporter) -> tuple[Any, dic
                 how = "--img-size" if config.img_size else f"the size {entry.name}.{tag} was trained at"
                 reporter.info(f"resizing {_size_text(data_size)} images to {_size_text(size)} ({how}; "
                               "--img-size chooses another)")  # fmt: skip
-        model = create_model(entry.qualified, pretrained=tag, num_classes=classes)
+        model = create_model(found.ref, num_classes=classes)
         if weights.labels and list(weights.labels) != list(dataset.classes) and len(weights.labels) == classes:
             from zoo_core.adapt import reset_classifier
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from zoo_core.errors import first_line
 from zoo_core.trainers import TrainingError
 
 META_KEY = "zoo_checkpoint"
@@ -68,7 +69,7 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, data: bytes | None =
         optimizer.load_state_dict({"state": state, "param_groups": optim["param_groups"]})
         _match_layout(optimizer)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise TrainingError(f"cannot resume from {path} ({msg}); start again with --overwrite") from None
     return header
 

@@ -76,13 +76,16 @@ class ConsoleReporter(Reporter):
 
 def _interrupted(model: str, dataset: str, options: dict[str, Any]) -> Interrupted:
     """Ctrl-C: the run was marked interrupted (when it had started); say how to continue it."""
+    from zoo_core import ZooError, resolve
     from zoo_core.paths import runs_dir
     from zoo_train.runs import list_runs, resume_command
 
-    base = model.split(".")[0]
+    try:
+        qualified = resolve(model).entry.qualified  # resolved before training began: no Hub call now
+    except ZooError:
+        qualified = None
     for record in list_runs():  # the run this command was training: the newest interrupted one of this model
-        if record.get("status") == "interrupted" and (record.get("model", "").endswith(f":{base}")
-                                                      or record.get("model") == base):  # fmt: skip
+        if record.get("status") == "interrupted" and record.get("model") == qualified:
             return Interrupted(f"run {record['run_id']} stopped; continue it with: {resume_command(record)}")
     return Interrupted(f"stopped before training began (nothing to resume in {runs_dir()})")
 
@@ -155,7 +158,11 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
 
     model = the_model(model, model_option)
     if options.get("pretrained"):
-        deprecated(f"--pretrained {options['pretrained']}", f"{model.split('.')[0]}.{options['pretrained']}")
+        from zoo_core import parse
+
+        ref = parse(model)
+        deprecated(f"--pretrained {options['pretrained']}",
+                   model if ref.is_source else str(ref.with_tag(options["pretrained"])))  # fmt: skip
     if data_opts:
         options["data_options"] = parse_options(data_opts)
     launch = Launch(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
@@ -292,18 +299,27 @@ def datasets_cmd(as_json: bool) -> None:
 
 
 @click.group("runs", invoke_without_command=True)
+@click.option("--model", "-m", "model", metavar="MODEL[.TAG]", help="Only the runs of this model (or of this tag).")
 @json_option
 @click.pass_context
-def runs_cmd(ctx: click.Context, as_json: bool) -> None:
+def runs_cmd(ctx: click.Context, model: str | None, as_json: bool) -> None:
     """Training runs: status, epochs done, and the command that resumes or removes each."""
     if ctx.invoked_subcommand is not None:
         return
+    from zoo_core import parse, resolve
     from zoo_core.paths import runs_dir
     from zoo_core.table import format_table
     from zoo_train.runs import checkpoint_epoch, list_runs, resume_command
 
+    qualified, tag = None, None
+    if model:  # a run's tag need not be published yet (running, failed): resolve the model, keep the tag
+        ref = parse(model)
+        found = resolve(ref if ref.is_source else ref.with_tag(None))
+        qualified, tag = found.entry.qualified, ref.tag if not ref.is_source else found.tag
     rows, records = [], []
     for record in list_runs():
+        if qualified is not None and (record.get("model") != qualified or tag not in (None, record.get("tag"))):
+            continue
         run_id, status = record["run_id"], record.get("status", "?")
         cfg = record.get("config") or {}
         done = checkpoint_epoch(runs_dir() / run_id)

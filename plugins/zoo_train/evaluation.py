@@ -198,18 +198,16 @@ def evaluate_published(
     """
     import torch
 
+    from zoo_core import create_model, resolve_weights
     from zoo_core.data_config import create_transform, override
     from zoo_core.datasets import load_dataset
     from zoo_core.devices import check_precision, keep_freed_cpu_memory, numerics, resolve_device
     from zoo_core.environment import environment
-    from zoo_core.models import create_model, no_default_error, resolve
     from zoo_train.pipeline import BatchPipeline
 
-    entry, tag = resolve(spec)
-    tag = tag or entry.default_tag
-    if tag is None:
-        raise no_default_error(entry)
-    weights = entry.weights(tag)
+    found = resolve_weights(spec)
+    weights = found.weights
+    assert weights is not None
     pre = override(weights.preprocessing, img_size=img_size, crop_pct=crop_pct)
     dev = resolve_device(device)
     check_precision(dev, precision)
@@ -217,7 +215,7 @@ def evaluate_published(
         keep_freed_cpu_memory()
     data = load_dataset(dataset, data_dir, decode=is_training_pipeline(pre), for_training=False,
                         **(data_options or {}))  # fmt: skip
-    model = create_model(entry.qualified, pretrained=tag)
+    model = create_model(found.ref)
     cfg = getattr(model, "pretrained_cfg", None) or {}
     labels = list(weights.labels) or list(cfg.get("label_names") or [])
     mapping, names, how = match_classes(data.classes, labels, list(cfg.get("label_ids") or []), weights.num_classes,
@@ -241,8 +239,8 @@ def evaluate_published(
     if len(names) > MAX_CONFUSION:
         report.pop("confusion")  # a 1000 x 1000 matrix says little and weighs megabytes
     return {
-        "model": entry.qualified,
-        "tag": tag,
+        "model": found.entry.qualified,
+        "tag": found.tag,
         "ref": weights.ref,
         "dataset": data.name,
         "split": data.eval_split,

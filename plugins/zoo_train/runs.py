@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import UnknownNameError, UsageError
+from zoo_core.names import parse
 from zoo_core.paths import runs_dir
 
 
@@ -63,7 +64,8 @@ def choose_tag(tag: str | None, dataset: str, model: str) -> str:
     """``tag``, else ``<dataset>-<date>`` (``-2``, ``-3``... when taken by a published entry or a run)."""
     if tag:
         return tag
-    plugin, _, name = model.partition(":")
+    ref = parse(model)
+    plugin, name = ref.plugin or "", ref.name
     base = f"{dataset.split(':')[-1]}-{datetime.now().strftime('%Y%m%d')}"
     for i in range(1, 1000):
         candidate = base if i == 1 else f"{base}-{i}"
@@ -76,8 +78,8 @@ def find_resumable(tag: str | None, dataset: str, model: str) -> Path:
     """The run ``--resume`` continues: the one of ``tag``, else the newest unfinished run of the model on
     the dataset."""
     if tag:
-        plugin, _, name = model.partition(":")
-        run_dir = runs_dir() / run_id_for(plugin, name, tag)
+        ref = parse(model)
+        run_dir = runs_dir() / run_id_for(ref.plugin or "", ref.name, tag)
         if not (run_dir / "run.json").is_file():
             raise UsageError(f"no run {run_dir.name} to resume (looked in {runs_dir()})")
         return run_dir

@@ -17,7 +17,8 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from zoo_core.atomic_io import remove_torn_writes
 from zoo_core.devices import PRECISIONS, check_precision, keep_freed_cpu_memory
 from zoo_core.distributed import Distributed
 from zoo_core.environment import utc_now
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError, ZooError, first_line
 from zoo_core.paths import runs_dir
 from zoo_core.trainers import Reporter, TrainingError, TrainJob
 from zoo_train.pipeline import AUGMENTS
@@ -96,10 +97,9 @@ class TrainConfig:
         if self.img_size is not None and self.img_size < 1:
             raise UsageError(f"--img-size must be positive, got {self.img_size}")
         if self.tag is not None:
-            from zoo_core.catalogue import TAG_RE
+            from zoo_core.names import check_tag
 
-            if not TAG_RE.match(self.tag):
-                raise UsageError(f"invalid tag {self.tag!r}: use letters, digits, '_' and '-' (not first)")
+            check_tag(self.tag)
 
 
 @dataclass
@@ -159,8 +159,9 @@ def _resume_config(config: TrainConfig, options: dict[str, Any], run_dir: Path, 
 
 
 def configure(model: str, dataset: str, options: dict[str, Any]) -> tuple[TrainConfig, Any, dict[str, Any]]:
-    """(settings, model entry, the options given) for ``train``, checked before any work."""
-    from zoo_core.plugins import get_catalogue
+    """(settings, model entry, the options given) for ``train``, checked before any work. ``model`` is any name
+    form; one with weights (``MODEL.TAG``, ``hf-hub:OWNER/REPO``) is the start of a fine-tune from them."""
+    from zoo_core import resolve
 
     known = {f.name for f in fields(TrainConfig)} - {"model", "dataset", "world_size"}
     unknown = set(options) - known
@@ -169,10 +170,10 @@ def configure(model: str, dataset: str, options: dict[str, Any]) -> tuple[TrainC
     options = {k: v for k, v in options.items() if v is not None}
     if options.get("data_dir"):  # recorded with the run: --resume may run from another directory
         options["data_dir"] = str(Path(options["data_dir"]).expanduser().resolve())
-    base, _, spec_tag = model.partition(".")
-    entry = get_catalogue().get("model", base)
-    if spec_tag:
-        options.setdefault("pretrained", spec_tag)
+    found = resolve(model, options.get("pretrained") or False)
+    entry = found.entry
+    if found.tag:
+        options["pretrained"] = found.tag
     config = TrainConfig(model=entry.qualified, dataset=dataset, **options)
     config.check()
     return config, entry, options
@@ -205,8 +206,6 @@ def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | N
     from zoo_core.distributed import CommunicationError, peer_failure
 
     try:
-        from contextlib import ExitStack
-
         with ExitStack() as held:  # rank 0 holds the run's lock from its plan to its end
             return _train_locked(model, dataset, resume, reporter, command, dist, options, held)
     except Exception as e:
@@ -221,19 +220,10 @@ def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | N
 
 
 def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
-                  dist: Distributed, options: dict[str, Any], held: Any) -> TrainOutcome:  # fmt: skip
-    import torch
-
+                  dist: Distributed, options: dict[str, Any], held: ExitStack) -> TrainOutcome:  # fmt: skip
+    """Plan (rank 0), train and test (every rank), publish (rank 0)."""
     from zoo_core.plugins import get_catalogue
-    from zoo_train.distributed import (
-        average_norm_stats,
-        check_same_weights,
-        check_world,
-        evaluate_sharded,
-        on_main,
-        shared,
-    )
-    from zoo_train.evaluation import eval_batch_size
+    from zoo_train.distributed import check_world, on_main
 
     reporter = (reporter or Reporter()) if dist.is_main else Reporter()  # one process reports progress
     config, entry, options = configure(model, dataset, options)
@@ -242,53 +232,110 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
     trainer = get_catalogue().get("trainer", config.trainer)  # unknown trainers fail before any data is loaded
     check_world(trainer, dist, config, config.device)
 
-    def plan() -> dict[str, Any]:
-        """Rank 0: the run to start or to resume, its directory made and its record written."""
-        nonlocal config
-        if resume:
-            run_dir = find_resumable(config.tag, dataset, entry.qualified)
-            config, record = _resume_config(config, options, run_dir, command, dataset, dist.world_size)
-            reporter.info(f"resuming run {run_dir.name}")
-        else:
-            plugin, _, name = entry.qualified.partition(":")
-            config.tag = choose_tag(config.tag, config.dataset, entry.qualified)
-            if published(entry.qualified, config.tag) and not config.overwrite:
-                raise UsageError(f"{entry.qualified}.{config.tag} is already published; pass another --tag or "
-                                 "--overwrite")  # fmt: skip
-            run_dir = runs_dir() / run_id_for(plugin, name, config.tag)
-            old = read_json(run_dir / "run.json")
-            if old and old.get("status") == "failed" and not config.overwrite:
-                raise UsageError(f"run {run_dir.name} failed before; start it again with --overwrite or pick "
-                                 "another --tag")  # fmt: skip
-            if old and old.get("status") != "finished" and not config.overwrite:
-                raise UsageError(f"run {run_dir.name} exists and did not finish; continue it with --resume, "
-                                 "or start again with --overwrite")  # fmt: skip
-            record = {"run_id": run_dir.name, "model": entry.qualified, "tag": config.tag, "config": asdict(config),
-                      "command": command, "created": utc_now(), "status": "created"}  # fmt: skip
-            if dist.enabled:
-                record["distributed"] = dist.describe()
-        check_precision(dist.device(config.device), config.precision)
-        held.enter_context(run_lock(run_dir))
-        remove_torn_writes(run_dir)  # a checkpoint write that a kill cut short: the last whole one stays
-        if resume and _published_by(entry.qualified, config.tag, run_dir.name):
-            return {"config": asdict(config), "record": record, "run_dir": run_dir.name, "published": True}
-        try:
-            if not resume:
-                shutil.rmtree(run_dir, ignore_errors=True)
-                run_dir.mkdir(parents=True)
-            record.update(status="running", pid=os.getpid())
-            write_record(run_dir, record)
-        except OSError as e:
-            raise TrainingError(f"cannot write the run folder {run_dir} ({e.strerror or e}); set ZOO_HOME to a "
-                                "folder zoo can write") from None  # fmt: skip
-        return {"config": asdict(config), "record": record, "run_dir": run_dir.name}
+    planned = on_main(dist, lambda: plan_run(config, options, resume=resume, command=command, dist=dist,
+                                             reporter=reporter, held=held), share=RunPlan.to_json)  # fmt: skip
+    plan = planned if isinstance(planned, RunPlan) else RunPlan.from_json(planned)
+    assert plan.config.tag is not None
+    if plan.published:  # killed after its publish, before it could say so: finish the record only
+        return _outcome_on_main(dist, lambda: _finish_published(plan), plan.run_dir)
+    trained = run_training(plan, trainer, reporter, dist)
+    return _outcome_on_main(dist, lambda: publish(plan, trained), plan.run_dir)
 
-    planned = on_main(dist, plan)
-    config, record, run_dir = TrainConfig(**planned["config"]), planned["record"], runs_dir() / planned["run_dir"]
-    assert config.tag is not None
-    if planned.get("published"):  # killed after its publish, before it could say so: finish the record only
-        return _outcome_on_main(dist, lambda: _finish_published(entry.qualified, config.tag, record, run_dir),
-                                run_dir)  # fmt: skip
+
+@dataclass
+class RunPlan:
+    """Rank 0's decisions about a run, which every rank follows: its settings, its record and its folder."""
+
+    config: TrainConfig
+    record: dict[str, Any]  # run.json as rank 0 wrote it
+    run_dir: Path
+    command: str  # this process's command line, recorded with the weights
+    resume: bool = False
+    published: bool = False  # this very run published its weights and was killed before it could say so
+
+    def to_json(self) -> dict[str, Any]:
+        """What rank 0 sends the other ranks (the folder by name: their ``ZOO_HOME`` may differ)."""
+        return {**asdict(self), "run_dir": self.run_dir.name}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunPlan:
+        return cls(**{**data, "config": TrainConfig(**data["config"]), "run_dir": runs_dir() / data["run_dir"]})
+
+
+def plan_run(config: TrainConfig, options: dict[str, Any], *, resume: bool, command: str, dist: Distributed,
+             reporter: Reporter, held: ExitStack) -> RunPlan:  # fmt: skip
+    """Rank 0: the run to start or to resume (``config`` and ``options`` as ``configure`` gives them), its
+    lock held by ``held``, its folder made and its record written."""
+    if resume:
+        run_dir = find_resumable(config.tag, config.dataset, config.model)
+        config, record = _resume_config(config, options, run_dir, command, config.dataset, dist.world_size)
+        reporter.info(f"resuming run {run_dir.name}")
+    else:
+        config, record, run_dir = _new_run(config, command, dist)
+    check_precision(dist.device(config.device), config.precision)
+    held.enter_context(run_lock(run_dir))
+    remove_torn_writes(run_dir)  # a checkpoint write that a kill cut short: the last whole one stays
+    plan = RunPlan(config, record, run_dir, command, resume=resume)
+    if resume and _published_by(config.model, config.tag, run_dir.name):
+        plan.published = True
+        return plan
+    try:
+        if not resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
+        record.update(status="running", pid=os.getpid())
+        write_record(run_dir, record)
+    except OSError as e:
+        raise TrainingError(f"cannot write the run folder {run_dir} ({e.strerror or e}); set ZOO_HOME to a "
+                            "folder zoo can write") from None  # fmt: skip
+    return plan
+
+
+def _new_run(config: TrainConfig, command: str, dist: Distributed) -> tuple[TrainConfig, dict[str, Any], Path]:
+    """(settings with their tag, record, folder) of a run to start; refused where it would replace a run or
+    weights without --overwrite."""
+    plugin, _, name = config.model.partition(":")
+    config = replace(config, tag=choose_tag(config.tag, config.dataset, config.model))
+    if published(config.model, config.tag) and not config.overwrite:
+        raise UsageError(f"{config.model}.{config.tag} is already published; pass another --tag or --overwrite")
+    run_dir = runs_dir() / run_id_for(plugin, name, config.tag)
+    old = read_json(run_dir / "run.json")
+    if old and old.get("status") == "failed" and not config.overwrite:
+        raise UsageError(f"run {run_dir.name} failed before; start it again with --overwrite or pick "
+                         "another --tag")  # fmt: skip
+    if old and old.get("status") != "finished" and not config.overwrite:
+        raise UsageError(f"run {run_dir.name} exists and did not finish; continue it with --resume, "
+                         "or start again with --overwrite")  # fmt: skip
+    record = {"run_id": run_dir.name, "model": config.model, "tag": config.tag, "config": asdict(config),
+              "command": command, "created": utc_now(), "status": "created"}  # fmt: skip
+    if dist.enabled:
+        record["distributed"] = dist.describe()
+    return config, record, run_dir
+
+
+@dataclass
+class Trained:
+    """A trained and tested model with what publishing it records (every rank has one)."""
+
+    job: TrainJob
+    data: Any  # zoo_core.datasets.Dataset
+    trainer: str  # the trainer plugin's qualified name
+    result: dict[str, Any]  # what the trainer returned
+    report: dict[str, Any]  # the evaluation of the test split
+    model_kwargs: dict[str, Any]
+    preprocessing: dict[str, Any]
+    validation: str  # how the run was validated
+
+
+def run_training(plan: RunPlan, trainer: Any, reporter: Reporter, dist: Distributed) -> Trained:
+    """Build the model, data and pipelines, call the trainer plugin and test the result (every rank); a
+    failure leaves the run marked (rank 0), or removed when nothing was trained yet."""
+    import torch
+
+    from zoo_core.plugins import get_catalogue
+    from zoo_train.distributed import check_world
+
+    config, run_dir = plan.config, plan.run_dir
     if config.trainer != trainer.name:  # a resumed run trains on with the trainer it was started with
         trainer = get_catalogue().get("trainer", config.trainer)
         check_world(trainer, dist, config, config.device)
@@ -296,46 +343,107 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
     check_precision(device, config.precision)
     if device.type == "cpu":
         keep_freed_cpu_memory()
-
     try:
-        job, data, model_kwargs, preprocessing, val_desc = prepare(config, device, run_dir, resume, reporter, dist)
+        job, data, model_kwargs, preprocessing, validation = prepare(config, device, run_dir, plan.resume, reporter,
+                                                                     dist)  # fmt: skip
     except (ZooError, KeyboardInterrupt):
-        if not resume and dist.is_main:  # nothing was trained: leave no run behind to resume or to take the tag
+        if not plan.resume and dist.is_main:  # nothing was trained: leave no run behind to resume or to take the tag
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     try:
-        result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
-        if not isinstance(result, dict):
-            raise shared(TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict "
-                                       "of metrics"), dist)  # fmt: skip
-        average_norm_stats(job.model, dist)
-        check_same_weights(job.model, dist, trainer.qualified)
-        for p in job.model.parameters():
-            if not torch.isfinite(p.detach()).all():
-                raise shared(TrainingError(f"trainer {trainer.qualified} left non-finite weights: training "
-                                           "diverged"), dist)  # fmt: skip
-        report = evaluate_sharded(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels, dist,
-                                  batch_size=eval_batch_size(device, config.batch_size),
-                                  precision=config.precision)  # fmt: skip
+        result, report = _fit_and_test(job, data, trainer, dist)
     except KeyboardInterrupt:
         if dist.is_main:
-            _mark(run_dir, record, "interrupted")
+            _mark(run_dir, plan.record, "interrupted")
         raise
     except (ZooError, torch.cuda.OutOfMemoryError) as e:
         if dist.is_main:
-            _mark(run_dir, record, "failed")
+            _mark(run_dir, plan.record, "failed")
         if isinstance(e, ZooError):
             raise
         raise TrainingError(
             f"out of memory on {device} at batch size {config.batch_size}; start again with a smaller "
             "--batch-size and --overwrite (a resumed run keeps its batch size)"
         ) from None
+    return Trained(job, data, trainer.qualified, result, report, model_kwargs, preprocessing, validation)
 
-    def publish() -> TrainOutcome:
-        return _publish(job, config, trainer, data, result, report, record, run_dir, model_kwargs, preprocessing,
-                        val_desc, command, device, dist)  # fmt: skip
 
-    return _outcome_on_main(dist, publish, run_dir)
+def _fit_and_test(job: TrainJob, data: Any, trainer: Any, dist: Distributed) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the trainer's results, the test report): train ``job`` with ``trainer``, check the weights are finite
+    and the same on every rank, evaluate on the dataset's test split."""
+    import torch
+
+    from zoo_train.distributed import average_norm_stats, check_same_weights, evaluate_sharded, shared
+    from zoo_train.evaluation import eval_batch_size
+
+    result = trainer.build(job, passthrough=(torch.cuda.OutOfMemoryError,))
+    if not isinstance(result, dict):
+        raise shared(TrainingError(f"trainer {trainer.qualified} returned {type(result).__name__}, not a dict of "
+                                   "metrics"), dist)  # fmt: skip
+    average_norm_stats(job.model, dist)
+    check_same_weights(job.model, dist, trainer.qualified)
+    for p in job.model.parameters():
+        if not torch.isfinite(p.detach()).all():
+            raise shared(TrainingError(f"trainer {trainer.qualified} left non-finite weights: training "
+                                       "diverged"), dist)  # fmt: skip
+    report = evaluate_sharded(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels, dist,
+                              batch_size=eval_batch_size(job.device, job.config.batch_size),
+                              precision=job.config.precision)  # fmt: skip
+    return result, report
+
+
+def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
+    """Publish the trained weights to the local registry and mark the run finished (rank 0)."""
+    import torch
+    from zoo_registry import store
+
+    from zoo_core.environment import environment
+
+    config, record, run_dir, job = plan.config, plan.record, plan.run_dir, trained.job
+    result, report, dist = trained.result, trained.report, job.distributed
+    metrics = {
+        "dataset": trained.data.name,
+        "split": trained.data.eval_split,
+        "top1": report["top1"],
+        "top5": report["top5"],
+        "topk": report["topk"],
+        "per_class_top1": report["per_class_top1"],
+        "num_samples": report["num_samples"],
+        "epochs": result.get("epochs", config.epochs),
+        "best_val_top1": result.get("best_val_top1"),
+        "val_top1": result.get("val_top1"),
+        "train_images_per_s": result.get("train_images_per_s"),
+        "train_time_s": result.get("train_time_s"),
+    }
+    training = {
+        **asdict(config),
+        "trainer": trained.trainer,
+        "loss": result.get("loss", "cross_entropy"),
+        "validation": trained.validation,
+        "pipeline": job.train_pipeline.describe(),
+        "history": result.get("history", []),
+        "run_id": run_dir.name,
+        "command": plan.command,
+        "resumed_with": record.get("resumes", []),
+        "effective_batch_size": config.batch_size * config.world_size,
+        "distributed": dist.describe() if dist.enabled else None,
+        "environment": environment(str(job.device)),
+    }
+    job.model.to("cpu", memory_format=torch.contiguous_format)
+    try:
+        entry = store.publish(job.model, model_name=config.model, tag=config.tag, model_kwargs=trained.model_kwargs,
+                              labels=job.labels, preprocessing=trained.preprocessing, metrics=metrics,
+                              training=training, overwrite=config.overwrite)  # fmt: skip
+    except OSError as e:  # an unwritable registry: the trained weights stay in the run's checkpoint
+        _mark(run_dir, record, "trained")
+        raise TrainingError(f"trained, but the weights could not be published to the registry ({e.strerror or e}: "
+                            f"{e.filename or ''}); make it writable, then publish them with: "
+                            f"{resume_command(record)}") from None  # fmt: skip
+    record.update(status="finished", published=entry.ref, finished=utc_now(), metrics={
+        k: metrics[k] for k in ("top1", "top5", "epochs", "best_val_top1")})  # fmt: skip
+    job.checkpoint_path.unlink(missing_ok=True)  # the weights live in the registry now
+    write_record(run_dir, record)
+    return TrainOutcome(run_dir.name, run_dir, entry, metrics, training)
 
 
 def _outcome_on_main(dist: Distributed, fn: Callable[[], TrainOutcome], run_dir: Path) -> TrainOutcome:
@@ -367,71 +475,16 @@ def _published_by(model: str, tag: str, run_id: str) -> bool:
         return False
 
 
-def _finish_published(model: str, tag: str, record: dict[str, Any], run_dir: Path) -> TrainOutcome:
+def _finish_published(plan: RunPlan) -> TrainOutcome:
     """Mark a run finished whose weights reached the registry before it was killed."""
     from zoo_registry.store import get
 
-    entry = get(model, tag)
-    record.update(status="finished", published=entry.ref, finished=utc_now())
-    (run_dir / "checkpoint.safetensors").unlink(missing_ok=True)
-    write_record(run_dir, record)
+    entry = get(plan.config.model, plan.config.tag)
+    plan.record.update(status="finished", published=entry.ref, finished=utc_now())
+    (plan.run_dir / "checkpoint.safetensors").unlink(missing_ok=True)
+    write_record(plan.run_dir, plan.record)
     training = entry.config.get("training") or {}
-    return TrainOutcome(run_dir.name, run_dir, entry, entry.metrics, training)
-
-
-def _publish(job: TrainJob, config: TrainConfig, trainer: Any, data: Any, result: dict[str, Any],
-             report: dict[str, Any], record: dict[str, Any], run_dir: Path, model_kwargs: dict[str, Any],
-             preprocessing: dict[str, Any], val_desc: str, command: str, device: Any,
-             dist: Distributed) -> TrainOutcome:  # fmt: skip
-    """Publish the trained weights to the local registry and mark the run finished (rank 0)."""
-    import torch
-    from zoo_registry.store import publish
-
-    from zoo_core.environment import environment
-
-    metrics = {
-        "dataset": data.name,
-        "split": data.eval_split,
-        "top1": report["top1"],
-        "top5": report["top5"],
-        "topk": report["topk"],
-        "per_class_top1": report["per_class_top1"],
-        "num_samples": report["num_samples"],
-        "epochs": result.get("epochs", config.epochs),
-        "best_val_top1": result.get("best_val_top1"),
-        "val_top1": result.get("val_top1"),
-        "train_images_per_s": result.get("train_images_per_s"),
-        "train_time_s": result.get("train_time_s"),
-    }
-    training = {
-        **asdict(config),
-        "trainer": trainer.qualified,
-        "loss": result.get("loss", "cross_entropy"),
-        "validation": val_desc,
-        "pipeline": job.train_pipeline.describe(),
-        "history": result.get("history", []),
-        "run_id": run_dir.name,
-        "command": command,
-        "resumed_with": record.get("resumes", []),
-        "effective_batch_size": config.batch_size * config.world_size,
-        "distributed": dist.describe() if dist.enabled else None,
-        "environment": environment(str(device)),
-    }
-    job.model.to("cpu", memory_format=torch.contiguous_format)
-    try:
-        entry = publish(job.model, model_name=config.model, tag=config.tag, model_kwargs=model_kwargs,
-                        labels=job.labels, preprocessing=preprocessing, metrics=metrics, training=training,
-                        overwrite=config.overwrite)  # fmt: skip
-    except OSError as e:  # an unwritable registry: the trained weights stay in the run's checkpoint
-        _mark(run_dir, record, "trained")
-        raise TrainingError(f"trained, but the weights could not be published to the registry ({e.strerror or e}: "
-                            f"{e.filename or ''}); make it writable, then publish them with: "
-                            f"{resume_command(record)}") from None  # fmt: skip
-    record.update(status="finished", published=entry.ref, finished=utc_now(), metrics={
-        k: metrics[k] for k in ("top1", "top5", "epochs", "best_val_top1")})  # fmt: skip
-    job.checkpoint_path.unlink(missing_ok=True)  # the weights live in the registry now
-    write_record(run_dir, record)
-    return TrainOutcome(run_dir.name, run_dir, entry, metrics, training)
+    return TrainOutcome(plan.run_dir.name, plan.run_dir, entry, entry.metrics, training)
 
 
 def _check_forward(job: TrainJob, config: TrainConfig) -> None:
@@ -446,7 +499,7 @@ def _check_forward(job: TrainJob, config: TrainConfig) -> None:
             job.model(x)
     except (RuntimeError, ValueError, AssertionError) as e:  # timm's ViTs assert their input size
         size = "x".join(str(v) for v in x.shape[2:])
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         option = "--img-size" if config.img_size else "--img-size (the data's size does not fit it)"
         raise UsageError(f"{config.model} cannot run on {size} inputs ({reason}); choose another {option}") from None
 

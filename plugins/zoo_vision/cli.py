@@ -83,11 +83,11 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
     check_settings(top_k, batch_size, workers)  # bad settings and missing paths fail before the model loads
     files = image_files(images)
     loaded = load_model(spec, device=device, img_size=img_size)
-    failed: list[tuple[str, str]] = []
+    failed: list[tuple[str, ZooError]] = []
 
     def skip(path: str, error: ZooError) -> None:
-        failed.append((path, str(error)))
-        if not as_json:
+        failed.append((path, error))
+        if len(files) > 1:  # a lone picture's error is the command's own
             click.echo(f"zoo: warning: skipped {error}", err=True)
 
     bar = _Progress(len(files), batch_size)
@@ -99,7 +99,7 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
     if as_json:
         echo_json({**_weights_of(loaded), "preprocessing": loaded.preprocessing.to_dict(), "top_k": top_k,
                    "predictions": [r.to_dict() for r in results],
-                   "errors": [{"image": p, "error": e} for p, e in failed]})  # fmt: skip
+                   "errors": [{"image": p, "error": str(e)} for p, e in failed]})  # fmt: skip
     else:
         from zoo_core.data_config import describe
 
@@ -109,6 +109,10 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
             click.echo(r.image)
             for index, label, p in r.top:
                 click.echo(f"  {100 * p:6.2f}%  {label:<{width}}  ({index})")
+    if len(failed) == len(files) == 1:
+        raise failed[0][1]
+    if len(failed) == len(files):
+        raise ZooError(f"none of the {len(files)} images could be read")
     if failed:
         raise ZooError(f"{len(failed)} of {len(files)} images could not be read")
 

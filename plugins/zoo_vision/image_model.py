@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo_core.errors import UnknownNameError, UsageError
+from zoo_core.errors import UnknownNameError, UsageError, first_line
 from zoo_core.weights import Preprocessing
 
 
@@ -47,7 +47,7 @@ class ImageModel:
             return self.model(inputs)
         except RuntimeError as e:
             size = "x".join(map(str, inputs.shape[-2:]))
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise UsageError(f"{self.name} cannot take {size} inputs ({first}); use its own size "
                              f"(without --img-size)") from None  # fmt: skip
 
@@ -78,7 +78,7 @@ class ImageModel:
                 self._layers = spatial_layers(self.model, tuple(self.preprocessing.input_size))
             except RuntimeError as e:
                 size = "x".join(map(str, self.preprocessing.input_size[1:]))
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                first = first_line(e)
                 raise UsageError(f"{self.name} cannot take {size} inputs ({first}); use its own size "
                                  f"(without --img-size)") from None  # fmt: skip
         return self._layers
@@ -154,15 +154,15 @@ def load_model(
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     dev = device if isinstance(device, torch.device) else resolve_device(str(device or "auto"))
     if isinstance(model, str):
-        from zoo_core.models import create_model, resolve
-        from zoo_core.plugins import get_catalogue
+        from zoo_core import create_model, resolve
 
-        entry, tag = resolve(model, pretrained or False)
-        net = create_model(entry.qualified, pretrained=tag or False)
-        pre = resolve_data_config(entry.weights(tag) if tag else entry.qualified, img_size=img_size)
+        found = resolve(model, pretrained or False)
+        entry, tag = found.entry, found.tag
+        net = create_model(found.ref)
+        pre = resolve_data_config(found.weights or entry.qualified, img_size=img_size)
         if preprocessing is not None:
             pre = override(_preprocessing(preprocessing), img_size=img_size)
-        name = get_catalogue().display_ref(entry.qualified, tag)
+        name = found.display
         qualified = entry.qualified
     elif isinstance(model, torch.nn.Module):
         net = model
@@ -172,7 +172,7 @@ def load_model(
         if preprocessing is not None:
             pre = _preprocessing(preprocessing)
         elif entry is not None:
-            pre = entry.weights(tag).preprocessing if tag else resolve_data_config(entry.qualified)
+            pre = resolve_data_config(entry.ref(tag))
         elif cfg.get("input_size"):
             pre = _preprocessing(cfg)
         else:

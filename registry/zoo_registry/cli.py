@@ -40,7 +40,7 @@ def list_cmd(as_json: bool) -> None:
 
 
 @registry.command("show")
-@click.argument("ref", metavar="MODEL.TAG")
+@click.argument("ref", metavar="MODEL[.TAG]")
 @click.option("--verify", is_flag=True,
               help="Also re-hash the weights and check their shapes against the model (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -52,7 +52,7 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
     from zoo_registry.doctor import check_entry
     from zoo_registry.store import get, split_ref
 
-    plugin, model, tag = split_ref(ref)
+    plugin, model, tag = split_ref(ref, default=True)
     entry = get(f"{plugin}:{model}", tag)
     problems = check_entry(entry.path, rehash=verify, shapes=verify)
     if as_json:
@@ -117,10 +117,12 @@ def remove_cmd(ref: str, yes: bool) -> None:
 @click.option("--clear", is_flag=True, help="Remove the default: MODEL then has none.")
 def default_cmd(model: str, tag: str | None, clear: bool) -> None:
     """Set the weights MODEL means with pretrained=True (and in `zoo eval MODEL`): a published TAG."""
+    from zoo_core import parse
     from zoo_registry.store import get_default, set_default
 
-    if model.count(".") == 1 and tag is None and not clear:
-        model, tag = model.split(".")  # MODEL.TAG, the way weights are named everywhere else
+    ref = parse(model)
+    if ref.tag is not None and tag is None and not clear:
+        model, tag = ref.model, ref.tag  # MODEL.TAG, the way weights are named everywhere else
     if clear:
         set_default(model, None)
         click.echo(f"{model} has no default weights now")

@@ -12,7 +12,9 @@ imported): ``HF_ENDPOINT``, ``HF_TOKEN`` (or the token ``hf auth login`` saved),
 ``HF_HUB_CACHE`` / ``HF_HOME``. Offline, a pulled or cached repository loads with no network call and
 anything else fails at once. Transfers are retried by huggingface_hub (uploads, and downloads resumed
 with a byte range); a commit is not retried blindly, but running the command again is cheap: the Hub
-already has the uploaded files. Every failure is one ZooError line, and the local entry is never changed
+already has the uploaded files. No call waits for ever (``zoo_registry.hub_timeouts``): each metadata call
+ends ``--timeout`` / ``ZOO_HUB_TIMEOUT`` seconds (default 30) after it began, retries included, and a transfer
+when no byte has moved for that long. Every failure is one ZooError line, and the local entry is never changed
 by a push or a pull that fails.
 """
 
@@ -33,12 +35,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from zoo_core.environment import utc_now
-from zoo_core.errors import UnknownNameError, UsageError, WeightsError, ZooError
+from zoo_core.errors import UnknownNameError, UsageError, WeightsError, ZooError, first_line
 from zoo_registry import hub_files
 from zoo_registry.hub_files import CARD, CONFIG, INDEX, WEIGHTS
 
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-HUB_PREFIXES = ("hf-hub:", "hf_hub:")  # timm's spelling, and the one it still accepts
 NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError", "RemoteProtocolError",
                   "ReadError", "WriteError", "ReadTimeout", "WriteTimeout", "ConnectionError", "Timeout"}
 
@@ -55,11 +56,16 @@ class HubSettings:
     token: str | None
     offline: bool  # only the local cache is used: HF_HUB_OFFLINE, or the Hub is unreachable
     cache_dir: str
-    unreachable: bool = False
+    unreachable: str = ""  # why the Hub is taken as unreachable ("no connection"), if it is
+    timeout: float = 30.0  # seconds: see zoo_registry.hub_timeouts
+    timeout_hint: str = "set --timeout or ZOO_HUB_TIMEOUT"  # how the user changes it, for the error line
 
     @classmethod
-    def from_env(cls) -> HubSettings:
+    def from_env(cls, timeout: float | None = None) -> HubSettings:
+        """The settings now; ``timeout`` (``--timeout``) overrides ``ZOO_HUB_TIMEOUT``."""
         from huggingface_hub import constants, get_token
+
+        from zoo_registry.hub_timeouts import timeout_seconds
 
         endpoint = (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
         offline = constants.HF_HUB_OFFLINE
@@ -71,18 +77,18 @@ class HubSettings:
             cache = os.path.join(os.environ["HF_HOME"], "hub")
         else:
             cache = constants.HF_HUB_CACHE
-        return cls(endpoint, get_token(), offline, os.path.expanduser(cache))
+        return cls(endpoint, get_token(), offline, os.path.expanduser(cache), timeout=timeout_seconds(timeout))
 
     def reachable(self, timeout: float = 3.0) -> bool:
-        """Whether the endpoint accepts a connection. huggingface_hub retries a dead network for about half a
-        minute before giving up; this answers in at most ``timeout`` seconds."""
+        """Whether the endpoint accepts a connection, known in at most ``timeout`` seconds (or the Hub timeout,
+        if shorter). A server that accepts and never answers passes; the bounded calls catch it."""
         if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
                                            "all_proxy")):  # fmt: skip
             return True  # behind a proxy only the proxy can tell
         url = urlsplit(self.endpoint)
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
-            with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            with socket.create_connection((url.hostname or "", port), timeout=min(timeout, self.timeout)):
                 return True
         except OSError:
             return False
@@ -138,26 +144,36 @@ def _network_error(e: BaseException) -> BaseException | None:
     return next((x for x in _chain(e) if any(c.__name__ in NETWORK_ERRORS for c in type(x).__mro__)), None)
 
 
-def _short(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def _status(e: BaseException) -> int | None:
     response = getattr(e, "response", None)
     return getattr(response, "status_code", None)
 
 
 @contextmanager
-def hub_errors(settings: HubSettings, repo_id: str, doing: str, after: str = "") -> Iterator[None]:
-    """Turn whatever huggingface_hub raises while ``doing`` something with ``repo_id`` into one ZooError
-    line; ``after`` is appended to failures that running the command again may fix."""
+def hub_errors(settings: HubSettings, repo_id: str, doing: str, after: str = "", *,
+               transfer: bool = False) -> Iterator[Any]:  # fmt: skip
+    """One bounded Hub call (``transfer``: bounded by progress, not in total; yields its
+    ``hub_timeouts.Wait``): whatever huggingface_hub raises while ``doing`` something with ``repo_id`` becomes
+    one ZooError line; ``after`` is appended to failures that running the command again may fix."""
+    from zoo_registry.hub_timeouts import bounded
+
     try:
-        yield
+        with bounded(settings.timeout, transfer=transfer) as wait:
+            yield wait
     except ZooError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever the transfer raises becomes one line
+        _end_progress_bars()
         raise _translate(e, settings, repo_id, doing, after) from None
+
+
+def _end_progress_bars() -> None:
+    """Close the progress bars a failed transfer left open (huggingface_hub does not close an upload's bar
+    when the upload fails), so that the error line starts a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def _translate(e: BaseException, settings: HubSettings, repo_id: str, doing: str, after: str) -> ZooError:
@@ -169,7 +185,14 @@ def _translate(e: BaseException, settings: HubSettings, repo_id: str, doing: str
         RevisionNotFoundError,
     )
 
+    from zoo_registry.hub_timeouts import HubTimeoutError
+
     chain = _chain(e)
+    timeout = next((x for x in chain if isinstance(x, HubTimeoutError)), None)
+    if timeout is not None:
+        waited = "moved no data for" if timeout.transfer else "did not answer within"
+        return WeightsError(f"the Hub at {settings.endpoint} {waited} {settings.timeout:g} s while {doing} "
+                            f"({settings.timeout_hint})")  # fmt: skip
     http = next((x for x in chain if isinstance(x, HfHubHTTPError)), None)
     status = _status(http) if http is not None else None
     network = _network_error(e)
@@ -188,8 +211,8 @@ def _translate(e: BaseException, settings: HubSettings, repo_id: str, doing: str
         return WeightsError(f"huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it was imported) while "
                             f"{doing}")  # fmt: skip
     if isinstance(e, LocalEntryNotFoundError) and settings.unreachable:
-        return WeightsError(f"cannot reach the Hub at {settings.endpoint} (no connection), and {repo_id} is not in "
-                            "the Hugging Face cache; check the network or HF_ENDPOINT")  # fmt: skip
+        return WeightsError(f"cannot reach the Hub at {settings.endpoint} ({settings.unreachable}), and {repo_id} is "
+                            "not in the Hugging Face cache; check the network or HF_ENDPOINT")  # fmt: skip
     if isinstance(e, LocalEntryNotFoundError) and settings.offline:
         return WeightsError(f"{repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading "
                             f"it; pull it once with the network (`zoo pull {repo_id}`)")  # fmt: skip
@@ -204,13 +227,13 @@ def _translate(e: BaseException, settings: HubSettings, repo_id: str, doing: str
     if network is not None:
         failed = "cannot reach" if "Connect" in type(network).__name__ else "lost the connection to"
         return WeightsError(f"{failed} the Hub at {settings.endpoint} while {doing} "
-                            f"({type(network).__name__}: {_short(network)}){cached}{after}")  # fmt: skip
+                            f"({first_line(network, typed=True, limit=200)}){cached}{after}")  # fmt: skip
     if isinstance(e, LocalEntryNotFoundError):
         return WeightsError(f"cannot reach the Hub at {settings.endpoint} while {doing}{cached}; check the network "
                             "or HF_ENDPOINT")  # fmt: skip
     if isinstance(e, ValueError):
-        return UsageError(f"{doing}: {_short(e)}")
-    return WeightsError(f"{doing} failed ({type(e).__name__}: {_short(e)}){after}")
+        return UsageError(f"{doing}: {first_line(e, limit=160)}")
+    return WeightsError(f"{doing} failed ({first_line(e, typed=True, limit=200)}){after}")
 
 
 # -- push --------------------------------------------------------------------------------------------------
@@ -239,9 +262,9 @@ def _base_model(config: dict[str, Any]) -> str | None:
     if not pretrained:
         return None
     try:
-        from zoo_core.weights import weights_info
+        from zoo_core import weights_info
 
-        return weights_info(f"{config['architecture']}.{pretrained}").hf_hub_id
+        return weights_info(config["architecture"], pretrained).hf_hub_id
     except ZooError:
         return None
 
@@ -252,7 +275,10 @@ def _check_repo_content(settings: HubSettings, api: Any, repo_id: str, revision:
     zoo's files of the same architecture (a fresh repository holds only .gitattributes)."""
     with hub_errors(settings, repo_id, f"reading {repo_id}"):
         info = api.model_info(repo_id, revision=revision)
-    names = sorted(s.rfilename for s in info.siblings or [])
+    if not (isinstance(info.sha, str) and re.fullmatch(r"[0-9a-f]{40}", info.sha)):
+        raise WeightsError(f"the Hub at {settings.endpoint} described {repo_id} without a commit id; is HF_ENDPOINT a "
+                           "Hugging Face Hub?")  # fmt: skip
+    names = sorted(str(s.rfilename) for s in info.siblings or [])
     foreign = [n for n in names if not hub_files.is_zoo_file(n)]
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else "")
@@ -262,8 +288,8 @@ def _check_repo_content(settings: HubSettings, api: Any, repo_id: str, revision:
         with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}"):
             path = _download(settings, repo_id, CONFIG, info.sha)
         try:
-            pushed = json.loads(Path(path).read_text(encoding="utf-8")).get("zoo", {}).get("architecture")
-        except (OSError, ValueError, AttributeError):
+            pushed = hub_files.pushed_architecture(hub_files.load_json(path, f"{repo_id}@{info.sha[:12]}"))
+        except WeightsError:
             pushed = None
         if pushed != architecture:
             what = f"weights of {pushed}" if pushed else "a config.json zoo did not write"
@@ -281,8 +307,12 @@ def push(
     license: str | None = None,
     create_pr: bool = False,
     max_shard_size: str | int = hub_files.DEFAULT_MAX_SHARD,
+    timeout: float | None = None,
 ) -> PushResult:
-    """Push the registry entry ``ref`` (``MODEL.TAG``) to the Hub repository ``repo_id`` in one commit."""
+    """Push the registry entry ``ref`` (``MODEL.TAG``) to the Hub repository ``repo_id`` in one commit.
+
+    ``timeout``: seconds each call to the Hub may wait for an answer (default ``$ZOO_HUB_TIMEOUT``, else 30);
+    the upload of the weights only fails when nothing moves for that long."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     from zoo_registry import store
@@ -293,9 +323,9 @@ def push(
     if at_revision:
         raise UsageError(f"--repo takes OWNER/NAME; give the branch with --revision {at_revision}")
     max_bytes = hub_files.parse_size(max_shard_size)
-    plugin, model, tag = store.split_ref(ref)
+    plugin, model, tag = store.split_ref(ref, default=True)
     entry = store.get(f"{plugin}:{model}", tag)
-    settings = HubSettings.from_env()
+    settings = HubSettings.from_env(timeout)
     if settings.offline:
         raise WeightsError("HF_HUB_OFFLINE=1 is set: pushing to the Hub needs the network")
     if not settings.token:
@@ -348,7 +378,7 @@ def push(
         operations += [CommitOperationDelete(name) for name in sorted(remote)
                        if hub_files.is_weights_file(name) and name not in files]  # fmt: skip
         again = "; the local entry is unchanged: run the same command again (files the Hub has are not re-sent)"
-        with hub_errors(settings, repo_id, f"uploading to {repo_id}", after=again):
+        with hub_errors(settings, repo_id, f"uploading to {repo_id}", after=again, transfer=True):
             api.preupload_lfs_files(repo_id, additions=[op for op in operations if isinstance(op, CommitOperationAdd)],
                                     revision=branch, create_pr=create_pr)  # fmt: skip
         with hub_errors(settings, repo_id, f"committing to {repo_id}", after=again):
@@ -359,6 +389,10 @@ def push(
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    if not (isinstance(commit.oid, str) and re.fullmatch(r"[0-9a-f]{40}", commit.oid)) or not isinstance(
+            commit.pr_url, (str, type(None))):  # fmt: skip
+        raise WeightsError(f"the Hub at {settings.endpoint} answered the commit to {repo_id} without a commit id; "
+                           "check the repository on the Hub")  # fmt: skip
     pushed_to = branch
     if commit.pr_url:
         pushed_to = f"refs/pr/{commit.pr_url.rstrip('/').rsplit('/', 1)[-1]}"
@@ -418,7 +452,7 @@ def _fetch_weights(settings: HubSettings, repo_id: str, commit: str, hub: hub_fi
     where = f"{repo_id}@{commit[:12]}"
     paths = {}
     for name, expected in sorted(hub.files.items()):
-        with hub_errors(settings, repo_id, f"downloading {name} from {repo_id}"):
+        with hub_errors(settings, repo_id, f"downloading {name} from {repo_id}", transfer=True):
             path = _download(settings, repo_id, name, commit)
         actual = sha256_file(path)
         if actual != expected:
@@ -429,16 +463,21 @@ def _fetch_weights(settings: HubSettings, repo_id: str, commit: str, hub: hub_fi
     return paths
 
 
-def pull(spec: str, *, fallback_to_local: bool = False) -> PullResult:
+def pull(spec: str, *, fallback_to_local: bool = False, timeout: float | None = None) -> PullResult:
     """Fetch ``OWNER/NAME[@REV]`` into the local registry (or find it there) and return its entry.
 
     ``fallback_to_local``: when the Hub cannot be reached or fails, use what an earlier pull left in the
-    registry (with a warning) instead of failing, as ``create_model("hf-hub:...")`` does.
+    registry (with a warning) instead of failing, as ``create_model("hf-hub:...")`` does. ``timeout``: seconds
+    each call to the Hub may wait for an answer (default ``$ZOO_HUB_TIMEOUT``, else 30); a download of weights
+    only fails when nothing moves for that long.
     """
+    return _pull(spec, HubSettings.from_env(timeout), fallback_to_local)
+
+
+def _pull(spec: str, settings: HubSettings, fallback_to_local: bool) -> PullResult:
     from zoo_registry import store
 
     repo_id, revision = parse_repo_spec(spec)
-    settings = HubSettings.from_env()
     tag = hub_tag(repo_id, revision)
     local = find_pulled(repo_id, tag)
 
@@ -455,29 +494,33 @@ def pull(spec: str, *, fallback_to_local: bool = False) -> PullResult:
     if not settings.offline and not settings.reachable():
         if fallback_to_local and local is not None:
             return use_local(f"cannot reach the Hub at {settings.endpoint}")
-        settings = replace(settings, offline=True, unreachable=True)  # what the cache holds, if anything
+        settings = replace(settings, offline=True, unreachable="no connection")  # what the cache holds, if anything
     try:
-        with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}"):
+        with hub_errors(settings, repo_id, f"reading {repo_id}/{CONFIG}") as wait:
             config_path = _download(settings, repo_id, CONFIG, revision or "main")
     except WeightsError as e:
         if fallback_to_local and local is not None and not settings.offline:
             return use_local(str(e))
         raise
+    if wait.timed_out:  # huggingface_hub answered from its cache; the weights come from there too, at once
+        settings = replace(settings, offline=True, unreachable=f"no answer within {settings.timeout:g} s")
     commit = config_path.parent.name  # huggingface_hub's cache keeps each commit in snapshots/<sha>/
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise WeightsError(f"the Hub at {settings.endpoint} gave {repo_id}/{CONFIG} no commit id; is HF_ENDPOINT a "
+                           "Hugging Face Hub?")  # fmt: skip
     if settings.unreachable:
-        print(f"zoo: warning: cannot reach the Hub at {settings.endpoint}; using the cached {repo_id}@{commit[:12]}",
-              file=sys.stderr)  # fmt: skip
+        print(f"zoo: warning: cannot reach the Hub at {settings.endpoint} ({settings.unreachable}); using the cached "
+              f"{repo_id}@{commit[:12]}", file=sys.stderr)  # fmt: skip
     if local is not None and local.config.get("revision") == commit:
         return PullResult(local, repo_id, commit, updated=False)
     where = f"{repo_id}@{commit[:12]}"
+    hub = hub_files.read_hub_config(hub_files.load_json(config_path, where), where)
     try:
-        hub = hub_files.read_hub_config(json.loads(config_path.read_text(encoding="utf-8")), where)
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{where}: config.json is not readable JSON ({_short(e)})") from None
-    try:
-        from zoo_core.plugins import get_catalogue
+        from zoo_core import parse, resolve
 
-        get_catalogue().get("model", hub.architecture)
+        if parse(hub.architecture).is_source:  # a repository naming another repository: never followed
+            raise UsageError(f"{where}: config.json names {hub.architecture!r} as its architecture, not a model")
+        resolve(hub.architecture)
     except UnknownNameError:
         raise UsageError(f"{where} holds weights of {hub.architecture}, which no installed plugin provides; install "
                          "the plugin that does (see `zoo plugins`)") from None  # fmt: skip
@@ -506,10 +549,7 @@ def _publish_shards(repo_id: str, commit: str, hub: hub_files.HubEntry, by_name:
 
     shards = [by_name[n] for n in sorted(by_name) if n != INDEX]
     where = f"{repo_id}@{commit[:12]}"
-    try:
-        index = json.loads(by_name[INDEX].read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{where}: {INDEX} is not readable JSON ({_short(e)})") from None
+    index = hub_files.load_json(by_name[INDEX], where, INDEX)
     hub_files.check_index(index, [p.name for p in shards], where)
     root = store.registry_root() / ".staging"
     root.mkdir(parents=True, exist_ok=True)
@@ -533,10 +573,8 @@ def _entry_or_none(model_name: str, tag: str) -> Any | None:
         return None
 
 
-def resolve_hub_name(name: str) -> str | None:
-    """``hf-hub:OWNER/NAME[@REV]`` -> the catalogue name of its pulled weights (``plugin:model.tag``),
-    pulling them first when needed; None for any other name."""
-    for prefix in HUB_PREFIXES:
-        if name.startswith(prefix):
-            return str(pull(name[len(prefix):], fallback_to_local=True).entry.ref)
-    return None
+def resolve_hub_name(spec: str) -> str:
+    """``OWNER/NAME[@REV]`` of an ``hf-hub:`` name -> the catalogue name of its pulled weights
+    (``plugin:model.tag``), pulling them first when needed."""
+    settings = replace(HubSettings.from_env(), timeout_hint="set ZOO_HUB_TIMEOUT")  # no --timeout to give here
+    return str(_pull(spec, settings, fallback_to_local=True).entry.ref)

@@ -15,12 +15,16 @@ A repository zoo pushes holds exactly:
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import UsageError, WeightsError
+from zoo_core import parse
+from zoo_core.errors import UsageError, WeightsError, first_line
+from zoo_core.names import NAME_MAX, TAG_MAX, TAG_RE
+from zoo_core.weights import PREPROCESSING_FIELDS
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -112,7 +116,7 @@ def timm_fields(config: dict[str, Any]) -> dict[str, Any]:
     import timm
     import torch
 
-    arch = config["architecture"].partition(":")[2]
+    arch = parse(config["architecture"]).name
     kwargs = dict(config["model_kwargs"])
     with torch.device("meta"):  # only the architecture's description is wanted, not weights
         model = timm.create_model(arch, **kwargs)
@@ -177,40 +181,239 @@ class HubEntry:
         return INDEX in self.files
 
 
-def read_hub_config(data: Any, where: str) -> HubEntry:
-    """Check a repository's config.json and return the zoo entry it describes; ``where`` names the repo."""
-    zoo = data.get("zoo") if isinstance(data, dict) else None
-    if not isinstance(zoo, dict):
-        arch = data.get("architecture") if isinstance(data, dict) else None
-        hint = f" (a timm repository of '{arch}'? load it with timm)" if isinstance(arch, str) else ""
-        raise UsageError(f"{where} was not pushed by zoo: its config.json has no 'zoo' section{hint}")
-    if zoo.get("hub_format", HUB_FORMAT) > HUB_FORMAT:
-        raise UsageError(f"{where} was pushed by a newer zoo (format {zoo.get('hub_format')}); upgrade zoo")
+# Bounds on what a repository may hold: far above anything zoo writes, far below what would hurt to read.
+MAX_JSON_BYTES = {CONFIG: 8 * 2**20, INDEX: 64 * 2**20}  # a config of 100,000 labels is ~2 MB
+MAX_DEPTH = 32  # nesting of any JSON value
+MAX_FIELD_BYTES = 2**20  # model_kwargs, preprocessing, metrics, training: each as JSON
+MAX_LABELS = 100_000
+MAX_LABEL_CHARS = 1_000
+MAX_FILES = 10_000  # weights files; 10,000 shards of 5 GB are 50 TB
+MAX_PARAMS = 10**13
+MAX_KWARG_INT = 10**7  # no vision model takes a class count, channel count or size this large
+MAX_SIDE = 16_384  # input sizes
+MAX_STATS = 64  # channels of mean / std
 
-    def field(key: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
-        value = zoo.get(key)
-        if value is None and not required:
-            return None
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise WeightsError(f"{where}: config.json field 'zoo.{key}' is missing or malformed")
+
+def load_json(path: Path, where: str, name: str = CONFIG) -> Any:
+    """A JSON file of a repository (``where``), read with bounds on its size and nesting."""
+    limit = MAX_JSON_BYTES.get(name, MAX_JSON_BYTES[CONFIG])
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise WeightsError(f"{where}: {name} is {size:,} bytes, above the {limit:,} zoo ever writes; is this a "
+                               "repository zoo pushed?")  # fmt: skip
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nesting deeper than the parser goes
+        raise WeightsError(f"{where}: {name} is not readable JSON ({first_line(e, limit=160)})") from None
+
+
+def pushed_architecture(data: Any) -> str | None:
+    """The architecture a config.json zoo pushed names, or None for anything else."""
+    zoo = data.get("zoo") if isinstance(data, dict) else None
+    architecture = zoo.get("architecture") if isinstance(zoo, dict) else None
+    return architecture if isinstance(architecture, str) else None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _depth_ok(value: Any) -> bool:
+    """Whether ``value`` nests at most ``MAX_DEPTH`` deep (walked without recursion: the input chooses)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item]
+    return True
+
+
+class _HubConfig:
+    """The ``zoo`` section of a repository's config.json, read field by field: every value is untrusted, and
+    each wrong one is one WeightsError line naming the file and the field."""
+
+    def __init__(self, zoo: dict[str, Any], where: str) -> None:
+        self.zoo, self.where = zoo, where
+
+    def fail(self, key: str, expected: str, value: Any) -> WeightsError:
+        key = "".join(c if c.isprintable() else "?" for c in key[:120])  # keys come from the file too
+        return WeightsError(f"{self.where}: {CONFIG} field 'zoo.{key}' must be {expected}, got {_shown(value)}")
+
+    def value(self, key: str, required: bool) -> Any:
+        """The field's value; null counts as absent."""
+        value = self.zoo.get(key)
+        if value is None and required:
+            raise WeightsError(f"{self.where}: {CONFIG} has no field 'zoo.{key}'")
         return value
 
-    files = field("files", dict)
-    names = set(files)
-    shards = sorted(n for n in names if SHARD_RE.match(n))
-    valid = names == {WEIGHTS} or (INDEX in names and shards and names == {INDEX, *shards})
-    if not valid or not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in files.values()):
-        raise WeightsError(f"{where}: config.json lists no valid weights files ('zoo.files': {sorted(names)})")
-    architecture = field("architecture", str)
-    if ":" not in architecture:
-        raise WeightsError(f"{where}: config.json names no qualified architecture ('{architecture}')")
+    def string(self, key: str, limit: int, required: bool = False) -> str | None:
+        value = self.value(key, required)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
+            raise self.fail(key, f"a string of 1 to {limit} characters", value)
+        return value
+
+    def integer(self, key: str, low: int, high: int) -> int | None:
+        value = self.value(key, required=False)
+        return None if value is None else self.check_integer(key, value, low, high)
+
+    def check_integer(self, key: str, value: Any, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, "an integer", value)
+        if not low <= value <= high:
+            raise self.fail(key, f"an integer from {low:,} to {high:,}", value)
+        return value
+
+    def json_object(self, key: str, required: bool = False) -> dict[str, Any] | None:
+        value = self.value(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, "an object", value)
+        if not _depth_ok(value):
+            raise self.fail(key, f"JSON nested at most {MAX_DEPTH} deep", "...")
+        try:
+            size = len(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError):
+            raise self.fail(key, "plain JSON with finite numbers", value) from None
+        if size > MAX_FIELD_BYTES:
+            raise self.fail(key, f"at most {MAX_FIELD_BYTES:,} bytes of JSON", f"{size:,} bytes")
+        return value
+
+    def numbers(self, key: str, value: Any, count: int) -> None:
+        ok = isinstance(value, list) and 0 < len(value) <= count and all(map(_finite, value))
+        if not ok:
+            raise self.fail(key, f"a list of 1 to {count} numbers", value)
+
+    def hub_format(self) -> int:
+        value = self.value("hub_format", required=False)
+        if value is None:
+            return HUB_FORMAT  # the first pushes wrote none
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail("hub_format", "an integer from 1", value)
+        if value > HUB_FORMAT:
+            raise UsageError(f"{self.where} was pushed by a newer zoo (format {value}; this zoo reads up to "
+                             f"{HUB_FORMAT}); upgrade zoo")  # fmt: skip
+        return value
+
+    def architecture(self) -> str:
+        value = self.string("architecture", 2 * NAME_MAX + 1, required=True)
+        assert value is not None
+        try:
+            ref = parse(value)
+        except UsageError:
+            ref = None
+        if ref is None or ref.is_source or not ref.plugin or ref.tag or ref.version is not None:
+            raise self.fail("architecture", "a qualified model name, PLUGIN:MODEL", value)
+        return value
+
+    def tag(self) -> str:
+        value = self.string("tag", TAG_MAX, required=True)
+        if not TAG_RE.match(value or ""):
+            raise self.fail("tag", "a tag (letters, digits, '_' and '-')", value)
+        return str(value)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        value = self.json_object("model_kwargs", required=True)
+        assert value is not None
+        stack: list[tuple[str, Any]] = list(value.items())
+        while stack:  # every integer anywhere inside, e.g. input_size: [8, 8]
+            key, item = stack.pop()
+            if isinstance(item, dict):
+                stack += [(f"{key}.{k}", v) for k, v in item.items()]
+            elif isinstance(item, list):
+                stack += [(f"{key}[{i}]", v) for i, v in enumerate(item)]
+            elif isinstance(item, int) and not isinstance(item, bool):
+                self.check_integer(f"model_kwargs.{key}", item, -MAX_KWARG_INT, MAX_KWARG_INT)
+        if "num_classes" in value:
+            self.check_integer("model_kwargs.num_classes", value["num_classes"], 1, MAX_KWARG_INT)
+        return value
+
+    def labels(self) -> list[str]:
+        value = self.value("labels", required=False)
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(value) > MAX_LABELS:
+            raise self.fail("labels", f"a list of at most {MAX_LABELS:,} strings", value)
+        for i, label in enumerate(value):
+            if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS:
+                raise self.fail(f"labels[{i}]", f"a string of at most {MAX_LABEL_CHARS:,} characters", label)
+        return list(value)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """Types and sizes; what the values mean is the weights schema's to check when the tag is published."""
+        value = self.json_object("preprocessing") or {}
+        unknown = sorted(set(value) - PREPROCESSING_FIELDS)
+        if unknown:
+            raise self.fail(f"preprocessing.{unknown[0]}", f"one of {', '.join(sorted(PREPROCESSING_FIELDS))}",
+                            value[unknown[0]])  # fmt: skip
+        size = value.get("input_size")
+        if size is not None:
+            if not isinstance(size, list) or len(size) != 3:
+                raise self.fail("preprocessing.input_size", "[channels, height, width]", size)
+            for side in size:
+                self.check_integer("preprocessing.input_size", side, 1, MAX_SIDE)
+        for key in ("mean", "std"):
+            if value.get(key) is not None:
+                self.numbers(f"preprocessing.{key}", value[key], MAX_STATS)
+        for key in ("interpolation", "crop_mode"):
+            item = value.get(key)
+            if item is not None and (not isinstance(item, str) or len(item) > 32):
+                raise self.fail(f"preprocessing.{key}", "a name", item)
+        crop = value.get("crop_pct")
+        if crop is not None and not _finite(crop):
+            raise self.fail("preprocessing.crop_pct", "a number", crop)
+        if value.get("resize_size") is not None:
+            self.check_integer("preprocessing.resize_size", value["resize_size"], 1, MAX_SIDE)
+        return value
+
+    def files(self) -> dict[str, str]:
+        value = self.value("files", required=True)
+        if not isinstance(value, dict) or not 0 < len(value) <= MAX_FILES:
+            raise self.fail("files", f"an object of 1 to {MAX_FILES:,} weights files", value)
+        names = set(value)
+        if names != {WEIGHTS}:
+            shards = [SHARD_RE.match(n) for n in sorted(names - {INDEX})]
+            counts = {int(m.group(2)) for m in shards if m}
+            numbers = sorted(int(m.group(1)) for m in shards if m)
+            if INDEX not in names or not shards or not all(shards) or counts != {len(shards)} \
+                    or numbers != list(range(1, len(shards) + 1)):  # fmt: skip
+                raise self.fail("files", f"{WEIGHTS}, or {INDEX} and shards model-00001-of-0000N.safetensors to N",
+                                sorted(names))  # fmt: skip
+        for name, sha in sorted(value.items()):
+            if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+                raise self.fail(f"files.{name}", "a sha256 (64 lowercase hex digits)", sha)
+        return dict(value)
+
+
+def read_hub_config(data: Any, where: str) -> HubEntry:
+    """Check a repository's config.json (``where`` names the repository) and return the zoo entry it describes.
+
+    Whatever the repository holds, the answer is a valid HubEntry or one ZooError line that names the field:
+    UsageError for a repository zoo did not push or a newer zoo did, WeightsError for a malformed one."""
+    zoo = data.get("zoo") if isinstance(data, dict) else None
+    if zoo is None:
+        arch = data.get("architecture") if isinstance(data, dict) else None
+        hint = f" (a timm repository of {_shown(arch)}? load it with timm)" if isinstance(arch, str) else ""
+        raise UsageError(f"{where} was not pushed by zoo: its {CONFIG} has no 'zoo' section{hint}")
+    if not isinstance(zoo, dict):
+        raise WeightsError(f"{where}: {CONFIG} field 'zoo' must be an object, got {_shown(zoo)}")
+    check = _HubConfig(zoo, where)
+    check.hub_format()
+    files = check.files()
     return HubEntry(
-        architecture=architecture, tag=field("tag", str), model_kwargs=field("model_kwargs", dict),
-        labels=[str(x) for x in field("labels", list, required=False) or []],
-        preprocessing=field("preprocessing", dict, required=False) or {},
-        metrics=field("metrics", dict, required=False) or {}, training=field("training", dict, required=False),
-        num_params=field("num_params", int, required=False), license=field("license", str, required=False),
-        base_model=field("base_model", str, required=False), files=dict(files),
+        architecture=check.architecture(), tag=check.tag(), model_kwargs=check.model_kwargs(),
+        labels=check.labels(), preprocessing=check.preprocessing(), metrics=check.json_object("metrics") or {},
+        training=check.json_object("training"), num_params=check.integer("num_params", 0, MAX_PARAMS),
+        license=check.string("license", 100), base_model=check.string("base_model", 200), files=files,
     )  # fmt: skip
 
 
@@ -229,7 +432,9 @@ def merge_shards(shards: list[Path], out: Path, metadata: dict[str, str]) -> Non
 
 
 def check_index(index: Any, shards: list[str], where: str) -> None:
-    """The index must map every tensor to one of the listed shards."""
+    """The index must map every tensor (by name) to one of the listed shards, and use each of them."""
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map or set(weight_map.values()) - set(shards):
+    ok = isinstance(weight_map, dict) and weight_map and all(
+        isinstance(shard, str) and shard in shards for shard in weight_map.values())
+    if not ok or set(weight_map.values()) != set(shards):  # type: ignore[union-attr]
         raise WeightsError(f"{where}: {INDEX} does not map the tensors to the shards config.json lists")

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from zoo_core import parse
+
 SHOWN_LABELS = 20
 # metrics.json keys that are accuracies, as Hugging Face's model-index names them
 ACCURACY_KEYS = {
@@ -62,7 +64,8 @@ def front_matter(config: dict[str, Any], metrics: dict[str, Any], model_ref: str
         for key, value in metrics.items()
         if dataset and key in ACCURACY_KEYS and _is_number(value)
     ]  # fmt: skip
-    plugin, _, arch = config["architecture"].partition(":")
+    architecture = parse(config["architecture"])
+    plugin, arch = architecture.plugin, architecture.name
     timm = hub is not None and hub.timm_architecture is not None
     data = ModelCardData(
         library_name="timm" if timm else "zoo",

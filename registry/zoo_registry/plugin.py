@@ -13,7 +13,10 @@ import sys
 from typing import Any
 
 from zoo_core import hookimpl
+from zoo_core.errors import first_line
 from zoo_registry.store import load_published, read_default, scan, weights_metadata
+
+HUB_SOURCES = ("hf-hub", "hf_hub")  # timm's spelling, and the one it still accepts
 
 
 @hookimpl
@@ -27,7 +30,7 @@ def zoo_register_weights(register: Any) -> None:
             register(entry.model_name, entry.tag, functools.partial(load_published, str(entry.path)),
                      default=defaults[model_dir] == entry.tag, **weights_metadata(entry))  # fmt: skip
         except Exception as e:  # noqa: BLE001 - one entry (say, of an uninstalled plugin) must not hide the rest
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = first_line(e)
             print(f"zoo: warning: registry entry {entry.path} skipped: {msg}", file=sys.stderr)
 
 
@@ -43,10 +46,10 @@ def zoo_register_commands(cli: Any) -> None:
 
 
 @hookimpl
-def zoo_resolve_model(name: str) -> str | None:
+def zoo_resolve_model(ref: Any) -> str | None:
     """``hf-hub:OWNER/NAME[@REV]`` (timm's spelling): pull the repository into the registry, or find it there."""
-    if not name.startswith(("hf-hub:", "hf_hub:")):
+    if ref.source not in HUB_SOURCES:
         return None
     from zoo_registry.hub import resolve_hub_name
 
-    return resolve_hub_name(name)
+    return resolve_hub_name(ref.location)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -26,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.catalogue import NAME_RE, TAG_RE
 from zoo_core.environment import utc_now
-from zoo_core.errors import UnknownNameError, UsageError, WeightsError
+from zoo_core.errors import UnknownNameError, UsageError, WeightsError, first_line
 from zoo_core.file_lock import LockBusy, file_lock
+from zoo_core.names import TAG_RE, ModelRef, check_tag, parse
 from zoo_core.paths import registry_dir
 from zoo_core.plugins import get_catalogue, refresh_weights
 from zoo_core.weights import PREPROCESSING_FIELDS, SchemaError, validate_tag
@@ -39,7 +38,6 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 SCHEMA = 1
-PLUGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 STALE_SECONDS = 6 * 3600  # leftovers of killed publishes older than this are deleted
 
 
@@ -105,37 +103,44 @@ def _lock_path(entry_dir: Path) -> Path:
 
 
 def _check_tag(tag: str) -> None:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
-        raise UsageError(f"invalid tag {tag!r}: use letters, digits, '_' and '-' (not first)")
+    check_tag(tag)  # the one rule, checked before anything touches the disk
 
 
 def qualify(model_name: str) -> tuple[str, str]:
     """``[plugin:]model`` -> (plugin, model); a bare name goes through the catalogue, or, for a model
     whose plugin is gone, through the registry's own folders."""
-    if ":" in model_name:
-        plugin, _, name = model_name.partition(":")
-    else:
-        try:
-            entry = get_catalogue().get("model", model_name)
-            plugin, name = entry.plugin, entry.name
-        except UnknownNameError:
-            root = registry_root()
-            found = [p.name for p in _subdirs(root) if (p / model_name).is_dir()] if root.is_dir() else []
-            if len(found) != 1:
-                raise
-            plugin, name = found[0], model_name
-    if not PLUGIN_RE.match(plugin) or not NAME_RE.match(name):
-        raise UsageError(f"invalid model name {model_name!r}: expected [plugin:]name")
-    return plugin, name
+    ref = parse(model_name)
+    if ref.is_source or ref.tag is not None:
+        raise UsageError(f"expected a model name ([plugin:]name), got {model_name!r}")
+    return _qualified(ref)
 
 
-def split_ref(ref: str) -> tuple[str, str, str]:
-    """``[plugin:]model.tag`` -> (plugin, model, tag)."""
-    base, dot, tag = ref.rpartition(".")
-    if not dot or not base or not tag:
-        raise UsageError(f"expected MODEL.TAG (for example simplecnn.mytag), got {ref!r}")
-    _check_tag(tag)
-    return (*qualify(base), tag)
+def _qualified(ref: ModelRef) -> tuple[str, str]:
+    if ref.plugin is not None:
+        return ref.plugin, ref.name
+    try:
+        entry = get_catalogue().get("model", ref.name)
+        return entry.plugin, entry.name
+    except UnknownNameError:
+        root = registry_root()
+        found = [p.name for p in _subdirs(root) if (p / ref.name).is_dir()] if root.is_dir() else []
+        if len(found) != 1:
+            raise
+        return found[0], ref.name
+
+
+def split_ref(text: str, default: bool = False) -> tuple[str, str, str]:
+    """Any name of published weights (``MODEL.TAG``, ``plugin:model.tag``, ``hf-hub:OWNER/REPO``; with
+    ``default``, a bare model name means its default weights) -> (plugin, model, tag). A ``MODEL.TAG`` need not be
+    a live tag (a broken entry is still one to show or remove)."""
+    ref = parse(text)
+    if ref.is_source or ref.version is not None or (default and ref.tag is None):
+        from zoo_core import resolve
+
+        ref = resolve(ref, default).ref
+    if not ref.tag:
+        raise UsageError(f"expected MODEL.TAG (for example simplecnn.mytag), got {text!r}")
+    return (*_qualified(ref), ref.tag)
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -209,7 +214,7 @@ def weights_metadata(entry: PublishedEntry) -> dict[str, Any]:
 
 
 def _warn(path: Path, error: BaseException) -> None:
-    msg = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    msg = first_line(error)
     print(f"zoo: warning: registry entry {path} skipped: {msg}", file=sys.stderr)
 
 
@@ -389,7 +394,7 @@ def _check_rebuild(entry: Any, tag: str, model_kwargs: dict[str, Any], shapes: d
             rebuilt = entry.build(**model_kwargs)
         except Exception as e:  # noqa: BLE001
             raise UsageError(
-                f"cannot rebuild {entry.qualified} from model_kwargs {model_kwargs}: {type(e).__name__}: {e}"
+                f"cannot rebuild {entry.qualified} from model_kwargs {model_kwargs}: {first_line(e, typed=True)}"
             ) from None
     model_shapes = {k: tuple(v.shape) for k, v in unwrap(rebuilt).state_dict().items()}
     problem = describe_mismatch(shapes, model_shapes)

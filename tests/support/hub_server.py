@@ -10,8 +10,14 @@ types. It offers no xet storage, so clients must run with ``HF_HUB_DISABLE_XET=1
 
 Everything lives in memory. ``HubState.faults`` injects failures, each a count that goes down as it fires:
 ``commit_500`` (the commit endpoint answers 500), ``lfs_drop`` (the connection is closed half-way through
-an LFS upload), ``download_drop`` (closed three quarters through the download of an LFS file) and
-``download_corrupt`` (an LFS file's last byte flipped).
+an LFS upload), ``download_drop`` (closed three quarters through the download of an LFS file),
+``download_corrupt`` (an LFS file's last byte flipped) and ``download_stall`` (half an LFS file sent, then
+nothing more until the server stops).
+
+Two more ways to be slow: ``with server.hanging(): ...`` makes the server accept connections and read
+requests but never answer them (``hanging("/commit/")``: only requests whose path holds that), each logged
+with status 0 and dropped unanswered, nothing of it done, when the block ends; and ``HubState.pace`` sends LFS
+downloads in eighths that many seconds apart.
 
     server = HubServer(users={"tok": ("alice", "write")}); server.start(); ...; server.stop()
 """
@@ -27,12 +33,18 @@ import re
 import secrets
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+# The accounts of the `hub_server` fixture (tests/conftest.py): token -> (user, role), and organisations.
+USERS = {"hf_alice_write": ("alice", "write"), "hf_alice_read": ("alice", "read"), "hf_bob_write": ("bob", "write")}
+ORGS = {"zoo-org": {"alice"}}
 LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files this large in LFS whatever .gitattributes says
 GITATTRIBUTES = "*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
 PR_RE = re.compile(r"^refs/pr/(\d+)$")
@@ -100,7 +112,11 @@ class HubState:
         self.lfs_objects: dict[str, set[str]] = {}  # repo -> the LFS objects uploaded to it (git LFS is per repo)
         self.upload_urls: dict[str, tuple[str, str, int]] = {}  # signature -> (repo, oid, size)
         self.faults: dict[str, int] = {}
-        self.log: list[tuple[str, str, int]] = []  # (method, path, status)
+        self.pace = 0.0  # seconds between the eighths of an LFS download
+        self.hang_on: str | None = None  # requests whose path holds this are never answered
+        self.released = threading.Event()  # set when the hanging ends
+        self.stopped = threading.Event()
+        self.log: list[tuple[str, str, int]] = []  # (method, path, status); 0: never answered
         self.lock = threading.RLock()
         self._counter = itertools.count()
 
@@ -211,6 +227,14 @@ class HubHandler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.log.append((self.command, self.path, status))
 
+    def _send_head(self, status: int, headers: dict[str, str], length: int) -> None:
+        """The status line and headers of a download whose body the caller writes itself."""
+        self.send_response(status)
+        fields = {**headers, "Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        for key, value in fields.items():
+            self.send_header(key, value)
+        self.end_headers()
+
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
 
@@ -252,10 +276,17 @@ class HubHandler(BaseHTTPRequestHandler):
     # -- dispatch ---------------------------------------------------------------------------------------------
 
     def _route(self) -> None:
+        hang_on = self.state.hang_on
+        if hang_on is not None and hang_on in self.path:  # read by nobody and never answered
+            with self.state.lock:
+                self.state.log.append((self.command, self.path, 0))
+            self.state.released.wait()
+            return self._drop()
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self._body_read = False
+        self._slow_body: tuple[int, dict[str, str], bytes, bool] | None = None
         try:
             with self.state.lock:
                 self._dispatch(self.command, parts, query)
@@ -265,6 +296,28 @@ class HubHandler(BaseHTTPRequestHandler):
             self._error(e)
         except Exception as e:  # noqa: BLE001 - a bug here must be an answer, not a hung client
             self._error(HttpError(500, f"test server bug: {type(e).__name__}: {e}"))
+        if self._slow_body is not None:  # sent outside the lock, so that other clients are served meanwhile
+            try:
+                self._send_slowly(*self._slow_body)
+            except OSError:  # the client gave up
+                self.close_connection = True
+
+    def _send_slowly(self, status: int, headers: dict[str, str], body: bytes, stall: bool) -> None:
+        """A download sent in eighths ``HubState.pace`` s apart, or (``stall``) half of it and then nothing."""
+        self._send_head(status, headers, len(body))
+        if stall:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.state.stopped.wait()
+            return self._drop()
+        step = -(-len(body) // 8)
+        for start in range(0, len(body), step):
+            time.sleep(self.state.pace)
+            self.wfile.write(body[start : start + step])
+            self.wfile.flush()
+        with self.state.lock:
+            self.state.log.append((self.command, self.path, status))
+        return None
 
     def _dispatch(self, method: str, parts: list[str], query: dict[str, str]) -> None:
         if parts[:2] == ["api", "whoami-v2"] and method == "GET":
@@ -580,11 +633,14 @@ class HubHandler(BaseHTTPRequestHandler):
         body = data[start:end]
         if self.command == "GET" and record.lfs and body and self.state.fault("download_corrupt"):
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        if self.command == "GET" and record.lfs and len(body) > 1 and self.state.fault("download_stall"):
+            self._slow_body = (status, headers, body, True)
+            return None
+        if self.command == "GET" and record.lfs and len(body) > 1 and self.state.pace:
+            self._slow_body = (status, headers, body, False)
+            return None
         if self.command == "GET" and record.lfs and len(body) > 1 and self.state.fault("download_drop"):
-            self.send_response(status)
-            for key, value in {**headers, "Content-Length": str(len(body))}.items():
-                self.send_header(key, value)
-            self.end_headers()
+            self._send_head(status, headers, len(body))
             self.wfile.write(body[: len(body) * 3 // 4])
             self.wfile.flush()
             return self._drop()
@@ -616,8 +672,28 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self.state.stopped.set()
+        self.state.released.set()  # hung handlers drop their connections and end
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    @contextmanager
+    def hanging(self, path: str = "") -> Iterator[HubServer]:
+        """Within the block the server accepts connections and never answers a request whose path holds
+        ``path`` (a Hub stuck behind its load balancer); those are dropped unanswered, and nothing of them
+        done, when the block ends."""
+        self.state.released.clear()
+        self.state.hang_on = path
+        try:
+            yield self
+        finally:
+            self.state.hang_on = None
+            self.state.released.set()
+
+    def unanswered(self) -> list[tuple[str, str, int]]:
+        """The requests the server never answered."""
+        with self.state.lock:
+            return [r for r in self.state.log if r[2] == 0]
 
     def file(self, repo_id: str, path: str, revision: str = "main") -> bytes:
         """A file's content at a revision, read from the server's own state (what the Hub holds)."""

@@ -1,5 +1,6 @@
-"""`zoo benchmark` over many models: the count and time estimate before a run, the question before more
-than 20 models, Ctrl-C that keeps what finished, and figures marked when other work disturbed them."""
+"""`zoo benchmark` runs as a whole: the count and time estimate before a run of many models, the question
+before more than 20, Ctrl-C that keeps what finished, figures marked when other work disturbed them, and a
+model that fails making the run fail."""
 
 from __future__ import annotations
 
@@ -267,3 +268,32 @@ def test_interference_is_marked_in_json_table_csv_and_plot(capsys, scale_models,
     assert len(hollow) == 1 and hollow[0].get_offsets()[0][1] == pytest.approx(jittery["infer"]["samples_per_sec"])
     assert any("unstable" in t.get_text() for t in ax.get_legend().get_texts())
     assert any(t.get_text() == "scaletest:jittery (!)" for t in ax.texts)
+
+
+# -- a failing model -------------------------------------------------------------------------------------
+
+FAILS_TO_RUN = """
+from zoo_core import hookimpl
+import torch.nn as nn
+
+
+class Broken(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        raise RuntimeError("this model cannot run")
+
+
+@hookimpl
+def zoo_register_models(register):
+    register("brokenrun", Broken, input_size=(3, 8, 8), num_classes=10)
+"""
+
+
+def test_benchmark_exits_non_zero_when_a_model_fails(plugin_path, capsys, monkeypatch):
+    plugin_path("zoo-brokenrun", "brokenrun", "zoo_brokenrun_plugin", FAILS_TO_RUN)
+    monkeypatch.setenv("ZOO_PLUGINS", "cnn,bench,brokenrun")
+    code, out, _ = run(capsys, "brokenrun", "--device", "cpu", "--iters", "2", "--warmup", "0", "--json")
+    assert code == 1 and "this model cannot run" in json.loads(out)[0]["error"]
