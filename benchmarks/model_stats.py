@@ -58,7 +58,7 @@ def _count_chunk(args: tuple[str, list[str]]) -> dict[str, dict[str, Any]]:
 def section_lines(name: str, section: dict[str, Any], last: bool) -> list[str]:
     """One plugin's section as JSON lines: its fingerprint on one line, then one line per query key."""
     head = {k: v for k, v in section.items() if k != "stats"}
-    lines = [f"  {json.dumps(name)}: {json.dumps(head, sort_keys=True)[:-1]}, \"stats\": {{"]
+    lines = [f'  {json.dumps(name)}: {json.dumps(head, sort_keys=True)[:-1]}, "stats": {{']
     stats = sorted(section["stats"].items())
     for i, (key, values) in enumerate(stats):
         comma = "," if i < len(stats) - 1 else ""
@@ -71,8 +71,8 @@ def write(path: Path, plugins: dict[str, dict[str, Any]]) -> None:
     from zoo_core.atomic_io import atomic_write_text
     from zoo_core.stats_cache import SHIPPED_SCHEMA
 
-    lines = ["{", f'  "schema": {SHIPPED_SCHEMA},', '  "about": "Parameters and GMACs of the built-in plugins\' models, '
-             'by query key; written by benchmarks/model_stats.py",', '  "plugins": {']  # fmt: skip
+    about = "Parameters and GMACs of the built-in plugins' models, by query key; written by benchmarks/model_stats.py"
+    lines = ["{", f'  "schema": {SHIPPED_SCHEMA},', f'  "about": {json.dumps(about)},', '  "plugins": {']
     names = sorted(plugins)
     for i, name in enumerate(names):
         lines += ["  " + line for line in section_lines(name, plugins[name], i == len(names) - 1)]

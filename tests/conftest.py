@@ -81,6 +81,21 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         sys.modules.pop(module, None)
 
 
+@pytest.fixture
+def in_process_plugin():
+    """Add plugin objects for this test without a distribution: ``in_process_plugin(obj, name)`` (a module or a
+    namespace of ``@hookimpl`` functions), loaded as a third-party plugin; ``plugin_path`` installs a real one."""
+    added: list[str] = []
+
+    def add(plugin: object, name: str) -> None:
+        plugins.add_plugin(plugin, name)
+        added.append(name)
+
+    yield add
+    for name in added:
+        plugins.remove_plugin(name)
+
+
 class PluginVenv:
     """A fresh virtual environment for the real pip path: it sees the packages of the one running the tests
     (zoo among them) and installs plugins into its own site-packages; pip may not use the network."""

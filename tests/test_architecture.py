@@ -42,6 +42,29 @@ def test_the_core_imports_nothing_from_plugins_registry_or_benchmarks():
     assert not offending, offending
 
 
+def test_plugins_import_only_the_declared_plugin_api():
+    """Built-in plugins (and their tests) import ``zoo_core``'s public names and ``zoo_core.plugin_api``,
+    nothing else of zoo_core: what they do, a third-party plugin can do."""
+    from zoo_core import plugin_api
+
+    allowed = {"zoo_core": set(zoo_core.__all__), "zoo_core.plugin_api": set(plugin_api.__all__)}
+    offending = []
+    for path in sorted(p for folder in ("plugins", "registry") for p in (ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                bad = [a.name for a in node.names if a.name.startswith("zoo_core.")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "zoo_core":
+                names = allowed.get(node.module or "", set())
+                bad = [f"{node.module}.{a.name}" for a in node.names if a.name not in names]
+            else:
+                continue
+            offending += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in bad]
+    assert not offending, offending
+    assert not [n for n in plugin_api.__all__ if not hasattr(plugin_api, n)]
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    assert [n for n in plugin_api.__all__ if f"`{n}`" not in guide] == []
+
+
 def test_every_tag_in_the_catalogue_fits_the_weights_schema():
     catalogue = plugins.get_catalogue()
     count = 0
@@ -181,6 +204,7 @@ def test_a_command_of_a_switched_off_plugin_names_it():
     ]
 
 
+@pytest.mark.slow  # builds zoo's wheel
 def test_a_built_wheel_carries_the_benchmark_suites(tmp_path):
     import shutil
 

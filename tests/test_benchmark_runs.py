@@ -297,3 +297,10 @@ def test_benchmark_exits_non_zero_when_a_model_fails(plugin_path, capsys, monkey
     monkeypatch.setenv("ZOO_PLUGINS", "cnn,bench,brokenrun")
     code, out, _ = run(capsys, "brokenrun", "--device", "cpu", "--iters", "2", "--warmup", "0", "--json")
     assert code == 1 and "this model cannot run" in json.loads(out)[0]["error"]
+
+
+def test_more_than_20_models_run_with_y_as_with_yes(capsys, scale_models, monkeypatch):
+    monkeypatch.setattr("zoo_bench.cli.stdin_is_terminal", lambda: True)  # a question would be asked
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # and answered "no" if it were
+    code, out, err = run(capsys, "-m", "scaletest:tiny*", *FAST, "--no-isolate", "--json", "-y")
+    assert code == 0 and len(json.loads(out)) == 22 and "Run all" not in err

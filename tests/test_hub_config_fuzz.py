@@ -23,7 +23,7 @@ from zoo_registry.hub_files import HubEntry, load_json, read_hub_config  # noqa:
 from zoo_core.errors import ZooError  # noqa: E402
 
 WHERE = "alice/fuzz@0123456789ab"
-DELETE = "<delete>"
+DELETE = object()
 # Every field the reader looks at, nested ones included (tuples: a key may hold a dot, as model.safetensors does).
 PATHS = [(), ("zoo",), *[("zoo", k) for k in valid_config()["zoo"]],
          ("zoo", "model_kwargs", "num_classes"), ("zoo", "model_kwargs", "input_size"),
@@ -53,10 +53,12 @@ def mutate(changes: list[tuple[tuple[Any, ...], Any]]) -> Any:
             node = node.get(key) if isinstance(node, dict) else None
         last = path[-1]
         if isinstance(node, dict) or (isinstance(node, list) and isinstance(last, int) and last < len(node)):
-            if value == DELETE:
-                del node[last]
-            else:
+            if value is not DELETE:
                 node[last] = value
+            elif isinstance(node, dict):
+                node.pop(last, None)
+            else:
+                del node[last]
     return config
 
 

@@ -135,6 +135,7 @@ def test_the_weights_hook_example_makes_tags_of_a_folder(plugin_path, tmp_path, 
 # -- the quick start, the scaffold and the trace, run as written in a fresh environment -------------------------
 
 
+@pytest.mark.slow  # `zoo install -e` builds an editable wheel
 def test_following_the_guide_a_new_model_works_with_list_train_eval_and_benchmark(plugin_venv, tmp_path):
     for path, code in blocks("file"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +153,7 @@ def test_following_the_guide_a_new_model_works_with_list_train_eval_and_benchmar
     assert re.search(r"^tinycnn +infer +16 +32 +[\d.]+", outputs["benchmark"], re.M), outputs["benchmark"]
 
 
+@pytest.mark.slow  # `zoo install -e` builds an editable wheel
 def test_the_scaffold_block_gives_a_listed_model(plugin_venv, tmp_path):
     outputs = []
     for line in commands("scaffold"):

@@ -151,6 +151,10 @@ def test_plugin_new_refuses_bad_names_taken_names_and_existing_folders(tmp_path,
 @pytest.mark.parametrize(("args", "error"), [
     (["install"], "give what to install: a name, a path, a URL or -e PATH"),
     (["install", "./no-such-project"], "./no-such-project: no such file or folder"),
+    (["install", "../no-such-project"], "../no-such-project: no such file or folder"),
+    (["install", "sub/no-such-project"], "sub/no-such-project: no such file or folder"),
+    (["install", "no-such-plugin-1.0-py3-none-any.whl"], "no-such-plugin-1.0-py3-none-any.whl: no such file or folder"),
+    (["install", "./not-a-project"], "./not-a-project: not a Python project (it has no pyproject.toml or setup.py)"),
     (["install", "-e", "no-such-folder"], "-e no-such-folder: no such folder"),
     (["install", "-e", "."], ".: not a Python project (it has no pyproject.toml or setup.py)"),
     (["uninstall", "zoo"], "zoo uninstall removes plugins, not zoo itself"),
@@ -158,10 +162,35 @@ def test_plugin_new_refuses_bad_names_taken_names_and_existing_folders(tmp_path,
     (["uninstall", "-y", "click"], "click is not a zoo plugin (it declares no zoo.plugins entry point)"),
 ])  # fmt: skip
 def test_install_and_uninstall_refuse_what_pip_should_not_see(tmp_path, monkeypatch, capsys, args, error):
+    (tmp_path / "not-a-project").mkdir()
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"zoo: error: {error}") and len(err.splitlines()) == 1
+
+
+def test_install_hands_pip_paths_as_absolute_paths_and_names_as_names(tmp_path, monkeypatch, capsys):
+    from zoo_core import installer
+
+    for project in ("work/zoo-a", "sibling"):
+        (tmp_path / project).mkdir(parents=True)
+        (tmp_path / project / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1.0"\n')
+    (tmp_path / "work" / "dist").mkdir()
+    (tmp_path / "work" / "dist" / "zoo_a-1.0-py3-none-any.whl").write_bytes(b"")
+    (tmp_path / "work" / "zoo_b-1.0.tar.gz").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    here = Path.cwd()
+    handed: list[list[str]] = []
+    monkeypatch.setattr(installer, "pip", lambda args: handed.append(list(args)))  # what pip would be given
+    specs = ["./zoo-a", "../sibling", "~/sibling", "dist/zoo_a-1.0-py3-none-any.whl", "zoo_b-1.0.tar.gz", "zoo-c",
+             "zoo-d==1.0", "zoo-e[extra]>=2", "https://example.org/zoo_f-1.0.tar.gz"]  # fmt: skip
+    assert main(["install", *specs, "-e", "zoo-a", "-e", "../sibling"]) == 0
+    assert handed == [["install", str(here / "zoo-a"), str(here.parent / "sibling"), str(tmp_path / "sibling"),
+                       str(here / "dist" / "zoo_a-1.0-py3-none-any.whl"), str(here / "zoo_b-1.0.tar.gz"), "zoo-c",
+                       "zoo-d==1.0", "zoo-e[extra]>=2", "https://example.org/zoo_f-1.0.tar.gz",
+                       "-e", str(here / "zoo-a"), "-e", str(here.parent / "sibling")]]  # fmt: skip
+    assert capsys.readouterr().out == "zoo: nothing was installed\n"
 
 
 # -- the real pip path, in a fresh environment ---------------------------------------------------------------
@@ -172,6 +201,7 @@ def quiet(out: subprocess.CompletedProcess[str]) -> bool:
     return "zoo: warning" not in out.stderr and "zoo: trace" not in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # pip builds the example's wheel
 def test_the_example_plugin_installs_trains_benchmarks_runs_its_command_and_uninstalls(plugin_venv, tmp_path):
     source = shutil.copytree(EXAMPLE, tmp_path / "example")  # building writes into the project folder
     venv = plugin_venv
@@ -235,6 +265,7 @@ py-modules = ["{module}"]
     return folder
 
 
+@pytest.mark.slow  # pip builds a wheel of the broken project
 def test_a_broken_plugin_blocks_neither_install_scaffold_check_nor_uninstall(plugin_venv, tmp_path):
     venv, trace = plugin_venv, {"ZOO_TRACE_PLUGINS": "1"}
     broken = write_project(tmp_path / "broken", "zoo-broken", "broken", "zoo_broken_plugin", BROKEN_IMPORT)
@@ -264,7 +295,7 @@ def test_a_broken_plugin_blocks_neither_install_scaffold_check_nor_uninstall(plu
     assert "problem entry point plugin 'broken' (zoo-broken 1.0): cannot import zoo_broken_plugin: ImportError" in (
         " ".join(checked.stdout.split()))
 
-    out = venv.zoo("uninstall", "-y", "zoo-broken", "zoo-mynet2", **trace)
+    out = venv.zoo("uninstall", "--yes", "zoo-broken", "zoo-mynet2", **trace)
     assert out.returncode == 0 and quiet(out), out.stderr
     assert out.stdout.splitlines()[-2:] == ["zoo: removed zoo-broken 1.0: plugin 'broken'",
                                             "zoo: removed zoo-mynet2 0.1.0: plugin 'mynet2'"]  # fmt: skip
@@ -272,3 +303,57 @@ def test_a_broken_plugin_blocks_neither_install_scaffold_check_nor_uninstall(plu
     assert checked.returncode == 0 and checked.stdout.splitlines()[-1] == "no problems", checked.stdout
     assert venv.zoo("list", "mynet2").returncode == 2
 
+
+@pytest.mark.slow  # pip builds the scaffold's wheel, three times
+def test_a_scaffolded_plugin_installs_by_relative_path_and_as_a_wheel_by_its_file_name(plugin_venv, tmp_path):
+    venv, parent = plugin_venv, tmp_path / "parent"
+    parent.mkdir()
+    out = venv.run("zoo plugin new myplug && zoo install ./zoo-myplug", cwd=parent)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "zoo: installed zoo-myplug 0.1.0: plugin 'myplug'" in out.stdout.splitlines()
+    listed = venv.zoo("list", "myplug", "--json")
+    assert [m["qualified"] for m in json.loads(listed.stdout)] == ["myplug:myplug"], listed.stderr
+    assert venv.zoo("uninstall", "myplug", "--yes").returncode == 0
+
+    (parent / "elsewhere").mkdir()
+    out = venv.run("zoo install ../zoo-myplug", cwd=parent / "elsewhere")
+    assert out.returncode == 0 and "zoo: installed zoo-myplug 0.1.0: plugin 'myplug'" in out.stdout, out.stderr
+    assert venv.zoo("uninstall", "zoo-myplug", "-y").returncode == 0
+
+    built = venv.run([str(venv.python), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", "dist",
+                      "./zoo-myplug"], cwd=parent)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (parent / "dist").glob("zoo_myplug-0.1.0-*.whl")
+    out = venv.run(f"zoo install {wheel.name}", cwd=parent / "dist")  # a bare file name, no separator
+    assert out.returncode == 0 and "zoo: installed zoo-myplug 0.1.0: plugin 'myplug'" in out.stdout, out.stderr
+    assert venv.zoo("list", "myplug").returncode == 0
+
+    missing = venv.run("zoo install ./zoo-nothing-here", cwd=parent)
+    assert missing.returncode == 2 and missing.stderr == "zoo: error: ./zoo-nothing-here: no such file or folder\n"
+    removed = venv.zoo("uninstall", "myplug", "--yes")
+    assert removed.returncode == 0 and "zoo: removed zoo-myplug 0.1.0: plugin 'myplug'" in removed.stdout
+    assert venv.zoo("list", "myplug").returncode == 2
+
+
+def readme_plugin_lines() -> list[str]:
+    """The README's own lines that create a plugin, install it and remove it, without their comments."""
+    text = (ROOT / "README.md").read_text()
+    lines = [line.split("  #")[0].strip() for line in text.splitlines()]
+    new = next(i for i, line in enumerate(lines) if line.startswith("zoo plugin new "))
+    install = next(i for i in range(new + 1, len(lines)) if lines[i].startswith("zoo install "))
+    uninstall = next(i for i in range(install + 1, len(lines)) if lines[i].startswith("zoo uninstall "))
+    return [lines[new], lines[install], lines[uninstall]]
+
+
+@pytest.mark.slow  # pip builds the scaffold (an editable wheel, as the README says)
+def test_the_readmes_plugin_lines_work_as_written(plugin_venv, tmp_path):
+    new, install, uninstall = readme_plugin_lines()
+    name = new.split()[3]
+    for line in (new, install):
+        out = plugin_venv.run(line, cwd=tmp_path)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, f"{line}\n{out.stdout}\n{out.stderr}"
+    assert f"zoo: installed zoo-{name} 0.1.0: plugin '{name}'" in out.stdout.splitlines()
+    listed = plugin_venv.zoo("list", name, "--json")
+    assert [m["qualified"] for m in json.loads(listed.stdout)] == [f"{name}:{name}"], listed.stderr
+    out = plugin_venv.run(uninstall, cwd=tmp_path)
+    assert out.returncode == 0 and f"zoo: removed zoo-{name} 0.1.0: plugin '{name}'" in out.stdout, out.stderr

@@ -1,4 +1,5 @@
-"""The plugin host with real entry points: throw-away distributions on the path, some of them broken."""
+"""The plugin host with real entry points (throw-away distributions on the path, some of them broken) and with
+plugins added in-process."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from test_registry import publish
 
 import zoo_core
-from zoo_core import hookspecs, plugins
+from zoo_core import catalogue_cache, entry_points, hookimpl, hookspecs, plugins
 from zoo_core.cli import main
+from zoo_core.paths import cache_dir
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -51,13 +54,12 @@ def test_readme_example_plugin_is_listed_and_builds(plugin_path, capsys):
     assert info["tinynet"]["hooks"] == ["zoo_register_models"]
 
 
-def test_every_hook_is_documented():
+def test_the_readme_names_every_hook_and_links_the_guide():
+    """The README names the hooks; docs/plugins.md (checked by test_plugin_guide) holds their signatures."""
     text = README.read_text()
-    import inspect
-
     specs = [n for n in dir(hookspecs) if n.startswith("zoo_") and hasattr(getattr(hookspecs, n), "zoo_spec")]
-    signatures = [f"`{n}({', '.join(inspect.signature(getattr(hookspecs, n)).parameters)})`" for n in specs]
-    assert specs and all(s in text for s in signatures), [s for s in signatures if s not in text]
+    assert specs and all(f"`{n}`" in text for n in specs), [n for n in specs if f"`{n}`" not in text]
+    assert "(docs/plugins.md)" in text and "(docs/names.md)" in text
 
 
 BROKEN_IMPORT = "raise ImportError('this plugin needs a package that is not installed')\n"
@@ -133,22 +135,21 @@ def test_zoo_plugins_limits_what_loads(monkeypatch, capsys):
     assert status["cnn"] == "ok" and status["timm"] == "disabled" and status["torchvision"] == "disabled"
 
 
-CLASHING = """
-from zoo_core import hookimpl
-
-def build(num_classes=1000):
+def build_linear(num_classes: int = 1000):
     import torch.nn as nn
+
     return nn.Linear(4, num_classes)
 
+
 @hookimpl
-def zoo_register_models(register):
-    register("resnet50", build, family="impostor")
-    register("simplecnn", build, family="impostor")
-"""
+def clashing_models(register):
+    register("resnet50", build_linear, family="impostor")
+    register("simplecnn", build_linear, family="impostor")
 
 
-def test_name_clash_overwrites_nothing(plugin_path):
-    plugin_path("zoo-aaa", "aaa", "zoo_aaa_plugin", CLASHING)  # sorts before every built-in plugin
+def test_name_clash_overwrites_nothing(in_process_plugin):
+    # "aaa" sorts before every built-in plugin
+    in_process_plugin(SimpleNamespace(zoo_register_models=clashing_models), "aaa")
     catalogue = plugins.get_catalogue()
     assert catalogue.get("model", "resnet50").plugin == "torchvision"
     assert catalogue.get("model", "simplecnn").plugin == "cnn"
@@ -283,35 +284,32 @@ def test_entry_points_are_cached_until_a_folder_on_the_path_changes(tmp_path: Pa
 
     from conftest import write_plugin_dist
 
-    from zoo_core import plugins as host
-    from zoo_core.paths import cache_dir
-
     def cached_file() -> Path:
-        return cache_dir() / "catalogue" / f"entry-points-{host._path_key()[0]}.json"
+        return cache_dir() / "catalogue" / f"entry-points-{entry_points.path_key()[0]}.json"
 
     root = tmp_path / "site"
     write_plugin_dist(root, "zoo-first", "first", "zoo_first_plugin", "")
     monkeypatch.syspath_prepend(str(root))
     # Just installed: the folder's mtime may not move for the next install in the same clock tick, so the
     # entry points are read afresh and not kept.
-    assert "first" in {ep.name for ep in host.find_entry_points()} and not cached_file().exists()
+    assert "first" in {ep.name for ep in entry_points.find_entry_points()} and not cached_file().exists()
 
     old = time.time() - 60
     os.utime(root, (old, old))
-    monkeypatch.setattr(host, "RACY_NS", 0)  # other folders on the path may have changed just now too
-    assert "first" in {ep.name for ep in host.find_entry_points()} and cached_file().exists()
+    monkeypatch.setattr(entry_points, "RACY_NS", 0)  # other folders on the path may have changed just now too
+    assert "first" in {ep.name for ep in entry_points.find_entry_points()} and cached_file().exists()
 
     def unused(**kwargs: object) -> None:
         raise AssertionError("importlib.metadata was asked again")
 
     with monkeypatch.context() as m:
         m.setattr(md, "entry_points", unused)
-        cached = {ep.name: ep for ep in host.find_entry_points()}  # from the cache file
+        cached = {ep.name: ep for ep in entry_points.find_entry_points()}  # from the cache file
     assert cached["first"].dist == "zoo-first" and cached["first"].version == "1.0"
     assert cached["cnn"].dist == "zoo" and cached["cnn"].load().__name__ == cached["cnn"].value
 
     write_plugin_dist(root, "zoo-second", "second", "zoo_second_plugin", "")  # an install into the same folder
-    assert {"first", "second"} <= {ep.name for ep in host.find_entry_points()}
+    assert {"first", "second"} <= {ep.name for ep in entry_points.find_entry_points()}
 
 
 # -- a plugin's failures stay its own ----------------------------------------------------------------------
@@ -399,7 +397,11 @@ def test_plugin_code_failures_are_that_plugins_one_line_error(plugin_path, capsy
 # -- the metadata cache ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", ["[]", '{"schema": 2, "entries": [1, 2]}', '{"schema": 2, "hooks": "x"}', "7"])
+SCHEMA = catalogue_cache.CACHE_SCHEMA
+
+
+@pytest.mark.parametrize("content", ["[]", f'{{"schema": {SCHEMA}, "entries": [1, 2]}}',
+                                     f'{{"schema": {SCHEMA}, "hooks": "x"}}', "7"])  # fmt: skip
 def test_a_cache_file_of_the_wrong_shape_is_rebuilt(content, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("ZOO_PLUGINS", "cnn,data,train")
@@ -413,3 +415,106 @@ def test_a_cache_file_of_the_wrong_shape_is_rebuilt(content, tmp_path, monkeypat
         assert code == 0 and "Traceback" not in err, (args, err)
     plugins.reset()
     assert {m["name"] for m in json.loads(run(capsys, "list", "--json")[1])} == {"simplecnn", "improvedcnn"}
+
+
+# -- plugins added in-process ------------------------------------------------------------------------------
+
+
+@hookimpl
+def goodnet_models(register):
+    register("inprocnet", build_linear)
+
+
+@hookimpl
+def half_registered_models(register):
+    register("halfnet", build_linear)
+    raise RuntimeError("boom inside the hook")
+
+
+def test_an_in_process_plugin_loads_like_a_third_party_one_and_is_never_cached(in_process_plugin, capsys):
+    in_process_plugin(SimpleNamespace(zoo_register_models=goodnet_models), "inproc")
+    in_process_plugin(SimpleNamespace(zoo_register_models=half_registered_models), "halfway")
+    code, out, err = run(capsys, "list", "*net", "--json")
+    assert code == 0 and "inprocnet" in {m["name"] for m in json.loads(out)}
+    assert "halfnet" not in out  # nothing of a failed plugin is kept
+    warnings = [line for line in err.splitlines() if "halfway" in line]
+    assert warnings == ["zoo: warning: plugin 'halfway' failed: zoo_register_models: RuntimeError: boom inside the "
+                        "hook (skipped; see `zoo plugins`)"]  # fmt: skip
+    code, out, _ = run(capsys, "plugins", "--json")
+    rows = {p["name"]: p for p in json.loads(out)}
+    assert rows["inproc"]["status"] == "ok" and not rows["inproc"]["builtin"] and rows["inproc"]["dist"] is None
+    assert rows["halfway"]["status"] == "error"
+    assert plugins.get_catalogue().plugin_order[-1] == "inproc"  # after every built-in
+    assert not list((cache_dir() / "catalogue").glob("inproc-*"))
+    with pytest.raises(ValueError, match="cannot add a plugin named 'inproc'"):
+        plugins.add_plugin(SimpleNamespace(), "inproc")
+
+
+# -- stdout belongs to zoo -----------------------------------------------------------------------------------
+
+NOISY = """
+print("noisy: imported")
+from zoo_core import hookimpl
+
+def build(num_classes=10):
+    import torch.nn as nn
+    return nn.Linear(2, num_classes)
+
+@hookimpl
+def zoo_register_models(register):
+    print("noisy: registering models")
+    register("noisynet", build)
+
+@hookimpl
+def zoo_register_commands(cli):
+    print("noisy: registering commands")
+
+@hookimpl
+def zoo_register_weights(register):
+    print("noisy: registering weights")
+"""
+
+
+def test_what_a_plugin_prints_goes_to_stderr(plugin_path, capsys):
+    plugin_path("zoo-noisy", "noisy", "zoo_noisy_plugin", NOISY)
+    cold = zoo("list", "--json")  # a process of its own, this plugin not cached: imported, every hook runs
+    assert cold.returncode == 0, cold.stderr
+    assert "noisynet" in {m["name"] for m in json.loads(cold.stdout)}
+    for said in ("imported", "registering models", "registering commands", "registering weights"):
+        assert f"noisy: {said}" in cold.stderr
+    for args in (["info", "simplecnn", "--json"], ["plugins", "--json"]):
+        plugins.reset()
+        code, out, err = run(capsys, *args)
+        assert code == 0 and json.loads(out), (args, out)
+        assert "noisy: registering weights" in err  # the weights hook runs on every command
+
+
+SLOW = """
+import time
+from zoo_core import hookimpl
+
+def build(num_classes=10):
+    import torch.nn as nn
+    return nn.Linear(2, num_classes)
+
+@hookimpl
+def zoo_register_models(register):
+    time.sleep(2.5)
+    register("sleepynet", build)
+"""
+
+
+def test_a_slow_plugin_is_named_and_zoo_plugins_shows_each_load_time(plugin_path, capsys):
+    plugin_path("zoo-sleepy", "sleepy", "zoo_sleepy_plugin", SLOW)
+    code, out, err = run(capsys, "list", "sleepynet", "--json")
+    assert code == 0 and [m["name"] for m in json.loads(out)] == ["sleepynet"]
+    slow = [line for line in err.splitlines() if " to load" in line]
+    assert len(slow) == 1, err
+    took = re.fullmatch(r"zoo: warning: plugin 'sleepy' took (\d+\.\d) s to load", slow[0])
+    assert took and float(took.group(1)) >= 2.5
+    code, out, err = run(capsys, "plugins", "--json")  # the same process: the time it took is kept
+    rows = {p["name"]: p for p in json.loads(out)}
+    assert rows["sleepy"]["load_seconds"] >= 2.5 and not rows["sleepy"]["cached"] and " to load" not in err
+    plugins.reset()
+    code, out, _ = run(capsys, "plugins")  # a new host: the plugin comes from the cache, nothing of it runs
+    assert code == 0 and next(line for line in out.splitlines() if line.startswith("sleepy ")).split()[4] == "cached"

@@ -182,7 +182,9 @@ def test_registry_cli_list_show_remove(capsys, zoo_home):
     assert code == 2 and err.strip() == ("zoo: error: unknown registry entry 'cnn:simplecnn.mien'; "
                                          "did you mean cnn:simplecnn.mine?")  # fmt: skip
     code, _, err = run_cli(capsys, "registry", "show", "simplecnn")
-    assert code == 2 and "expected MODEL.TAG" in err
+    assert code == 2 and err.strip() == ("zoo: error: simplecnn has no default weights; name a tag "
+                                         "(simplecnn.mine, simplecnn.other) or set a default: "
+                                         "zoo registry default simplecnn TAG")  # fmt: skip
 
     code, _, err = run_cli(capsys, "registry", "remove", "simplecnn.mine")
     assert code == 2 and "add --yes" in err and entry.path.is_dir()
@@ -515,3 +517,14 @@ def test_doctor_finds_and_repairs_a_damaged_registry(capsys):
     assert zoo_core.create_model("simplecnn.half") is not None
     code, out, _ = run_cli(capsys, "registry", "verify")
     assert code == 0 and out.startswith("the registry is healthy")
+
+
+def test_registry_remove_takes_y_as_well_as_yes(capsys):
+    first, second = publish("first"), publish("second", seed=1)
+    code, out, err = run_cli(capsys, "registry", "remove", "simplecnn.first", "-y")
+    assert (code, err) == (0, "") and f"removed cnn:simplecnn.first ({first.path})" in out
+    code, out, err = run_cli(capsys, "registry", "remove", "simplecnn.second", "--yes")
+    assert (code, err) == (0, "") and f"removed cnn:simplecnn.second ({second.path})" in out
+    assert not first.path.exists() and not second.path.exists() and store.list_entries() == []
+    code, _, err = run_cli(capsys, "registry", "remove", "simplecnn.first", "-y")
+    assert code == 2 and "unknown registry entry" in err

@@ -503,3 +503,49 @@ def test_two_classes_report_top_2(tmp_path: Path, capsys: pytest.CaptureFixture[
                              "--epochs", "1", "--tag", "two")  # fmt: skip
     assert code == 0, err
     assert "top-2" in out and "top-5" not in out
+
+
+def test_runs_remove_takes_y_as_well_as_yes(capsys: pytest.CaptureFixture[str]) -> None:
+    short = train("simplecnn", "digits", tag="short", epochs=1)
+    shorter = train("simplecnn", "digits", tag="shorter", epochs=1)
+    code, _, err = run_cli(capsys, "runs", "remove", short.run_id)
+    assert code == 2 and "add --yes to confirm" in err and short.run_dir.is_dir()
+    code, out, err = run_cli(capsys, "runs", "remove", short.run_id, "-y")
+    assert (code, err) == (0, "") and out.startswith(f"removed run {short.run_id}") and not short.run_dir.exists()
+    code, out, err = run_cli(capsys, "runs", "remove", shorter.run_id, "--yes")
+    assert (code, err) == (0, "") and out.startswith(f"removed run {shorter.run_id}") and not shorter.run_dir.exists()
+    assert store.get("simplecnn", "short") and store.get("simplecnn", "shorter")  # the weights stay published
+
+
+def test_planning_a_run_keeps_what_is_there_and_holds_the_run_while_it_trains() -> None:
+    from contextlib import ExitStack
+
+    from zoo_train.training import RunPlan, TrainConfig, plan_run
+
+    from zoo_core.distributed import Distributed
+
+    def plan(held: ExitStack, resume: bool = False, **settings) -> RunPlan:
+        config = TrainConfig(model="cnn:simplecnn", dataset="digits", tag="planned", **settings)
+        return plan_run(config, settings, resume=resume, command="zoo train simplecnn --dataset digits",
+                        dist=Distributed(), reporter=Reporter(), held=held)  # fmt: skip
+
+    run_dir = runs_root() / "cnn-simplecnn-planned"
+    with ExitStack() as held:
+        first = plan(held)
+        record = json.loads((run_dir / "run.json").read_text())
+        assert first.run_dir == run_dir and not first.published and record == first.record
+        assert record["status"] == "running" and record["pid"] == os.getpid() and record["config"]["tag"] == "planned"
+        # the other ranks rebuild the same plan from the JSON rank 0 sends them
+        assert RunPlan.from_json(json.loads(json.dumps(first.to_json()))) == first
+        with ExitStack() as other, pytest.raises(UsageError, match=rf"training in another process \(pid {os.getpid()}"):
+            plan(other, resume=True)
+    for status, message in [("failed", "failed before; start it again with --overwrite"),
+                            ("running", "did not finish; continue it with --resume")]:  # fmt: skip
+        (run_dir / "run.json").write_text(json.dumps({**record, "status": status}))
+        with ExitStack() as held, pytest.raises(UsageError, match=message):
+            plan(held)
+    (run_dir / "stale.bin").write_bytes(b"from the run before")
+    with ExitStack() as held:
+        again = plan(held, overwrite=True)
+    assert not (run_dir / "stale.bin").exists()  # --overwrite starts the run afresh
+    assert json.loads((run_dir / "run.json").read_text()) == again.record and again.config.overwrite

@@ -48,8 +48,9 @@ class ZooGroup(click.Group):
         raise UnknownNameError("command", name, difflib.get_close_matches(name, self.list_commands(ctx), n=3))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list, with plugin commands' help from the cache (no plugin is imported)."""
-        rows = [(name, cmd.get_short_help_str(limit=formatter.width)) for name, cmd in self.commands.items()]
+        """The command list, with plugin commands' help from the cache (no plugin is imported). Each summary is
+        its help's whole first sentence, wrapped under the command rather than cut short with '...'."""
+        rows = [(name, cmd.get_short_help_str(limit=sys.maxsize)) for name, cmd in self.commands.items()]
         rows += [(n, e.metadata.get("help", "")) for n, e in self._plugin_commands().items() if n not in self.commands]
         if rows:
             with formatter.section("Commands"):
@@ -148,7 +149,7 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
         from zoo_core.stats_cache import lookup, model_query, tag_query
 
         counted = lookup([tag_query(entry, tag) if tag else model_query(entry)], ["num_params", "gmacs"])[0]
-        info.update({k: v for k, v in counted.items() if v is not None})
+        info.update(counted)  # None where it cannot be counted: null in JSON, "unknown" below
     if as_json:
         echo_json(info)
         return
@@ -168,8 +169,8 @@ def info_cmd(model: str, as_json: bool, no_stats: bool) -> None:
     click.echo(f"  std           {' '.join(f'{v:g}' for v in info['std'])}")
     click.echo(f"  classes       {info['num_classes']}")
     if not no_stats:
-        params = f"{info['num_params']:,}" if "num_params" in info else "unknown"
-        gmacs = f"{listing.fmt_gmacs(info['gmacs'])} at {at}" if "gmacs" in info else "unknown"
+        params = f"{info['num_params']:,}" if info.get("num_params") is not None else "unknown"
+        gmacs = f"{listing.fmt_gmacs(info['gmacs'])} at {at}" if info.get("gmacs") is not None else "unknown"
         click.echo(f"  parameters    {params}")
         click.echo(f"  GMACs         {gmacs}")
     if not info["pretrained"]:
@@ -216,7 +217,7 @@ def _echo_wrapped(label: str, text: str, width: int | None) -> None:
 @click.option("--check", is_flag=True, help="Look for broken plugins, failing hooks, unmet requirements and shared "
               "names; exit 1 on a problem.")  # fmt: skip
 def plugins_cmd(as_json: bool, check: bool) -> int | None:
-    """Show every plugin: version, hooks, status and error."""
+    """Show every plugin: version, hooks, status, load time (its import and hooks here) and error."""
     if check:
         return plugins_check(as_json)
     from zoo_core.plugins import get_host
@@ -233,12 +234,16 @@ def plugins_cmd(as_json: bool, check: bool) -> int | None:
         return
     from zoo_core.table import format_table
 
+    def load_time(d: dict[str, Any]) -> str:
+        return f"{d['load_seconds']:.2f} s" if d["load_seconds"] is not None else "cached" if d["cached"] else ""
+
     rows = [
-        (d["name"], d["dist"], d["version"], d["status"], d["models"], ",".join(h.removeprefix("zoo_register_")
-         for h in d["hooks"]), d["error"] or "")
+        (d["name"], d["dist"], d["version"], d["status"], load_time(d), d["models"],
+         ",".join(h.removeprefix("zoo_register_") for h in d["hooks"]), d["error"] or "")
         for d in infos
     ]  # fmt: skip
-    click.echo(format_table(["plugin", "distribution", "version", "status", "models", "hooks", "error"], rows))
+    headers = ["plugin", "distribution", "version", "status", "load", "models", "hooks", "error"]
+    click.echo(format_table(headers, rows, right={4}))
 
 
 def plugins_check(as_json: bool) -> int:

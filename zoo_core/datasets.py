@@ -292,7 +292,7 @@ def load_dataset(
                               **options)  # fmt: skip
     except (TypeError, ValueError) as e:
         if not options:
-            reason = first_line(e, typed=True)
+            reason = first_line(e, typed=True, whole=True)
             raise UsageError(f"dataset {entry.name}: plugin '{entry.plugin}' failed: {reason}") from None
         # An option the builder does not take, or a value of the wrong type: the user's to fix.
         raise UsageError(f"dataset {entry.name}: {e} (check its options: {options})") from None

@@ -3,7 +3,7 @@
 The list is kept in ``$ZOO_CACHE/catalogue/entry-points-<key>.json``, keyed by ``sys.path`` and each of its
 folders' mtime (installing or removing a distribution adds or removes a folder there; one changed in the last
 two seconds is read afresh), so a warm command neither imports importlib.metadata nor reads every
-distribution's ``entry_points.txt``: 12% of a warm ``zoo list``, 16% of ``zoo --help``
+distribution's ``entry_points.txt``: 13% of a warm ``zoo list``, 15% of ``zoo --help``
 (benchmarks/results/entry_point_cache.json).
 """
 

@@ -46,17 +46,24 @@ class Interrupted(ZooError):
     label = "interrupted"
 
 
-def first_line(exc: BaseException, *, typed: bool = False, limit: int | None = 400) -> str:
+def first_line(
+    exc: BaseException, *, typed: bool = False, limit: int | None = 400, whole: bool = False
+) -> str:  # fmt: skip
     """What went wrong, as one line: the message's first line, else the exception's type name.
 
     Exceptions often carry a summary line and pages of detail (torch's size mismatches, CUDA's advice), so
     the first line is the one a user needs. A first line that ends in ``:`` only introduces what follows
-    (``Error(s) in loading state_dict for Net:``), so the next line comes with it. ``typed`` puts
-    ``Type: `` in front; ``limit`` shortens the result to that many characters, ``...`` included.
+    (``Error(s) in loading state_dict for Net:``), so the next line comes with it. ``whole`` joins every
+    line instead, for errors whose reason comes later (pluggy names the bad argument on its third line; the
+    Hub's answers explain themselves after the status). ``typed`` puts ``Type: `` in front; ``limit`` shortens
+    the result to that many characters, ``...`` included.
     """
     lines = [" ".join(line.split()) for line in str(exc).splitlines()]
     lines = [line for line in lines if line]
-    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
+    if whole or (len(lines) > 1 and lines[0].endswith(":")):
+        text = " ".join(lines if whole else lines[:2])
+    else:
+        text = lines[0] if lines else ""
     name = type(exc).__name__
     text = (f"{name}: {text}" if text else name) if typed else text or name
     return text if limit is None or len(text) <= limit else text[: max(limit - 3, 0)] + "..."

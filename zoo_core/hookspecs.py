@@ -27,8 +27,8 @@ def zoo_register_models(register: Any) -> None:
     classifier to it), ``takes_features_only`` (the builder handles ``features_only=True`` and
     ``num_classes=0`` itself; zoo does it for the others), ``gradcam_layer`` (the module whose feature maps
     Grad-CAM explains, e.g. ``"features.7"``; found automatically when left out), ``pretrained`` ({tag:
-    weights metadata, see ``zoo_core.weights``}) and ``default_tag``. The result is cached per plugin version,
-    so it must not depend on user data. A builder given ``pretrained=TAG`` may set
+    weights metadata in the weights schema, ``WeightsInfo``}) and ``default_tag``. The result is cached per
+    plugin version, so it must not depend on user data. A builder given ``pretrained=TAG`` may set
     ``model.pretrained_cfg["label_names"]``.
     """
 
@@ -37,7 +37,7 @@ def zoo_register_models(register: Any) -> None:
 def zoo_register_datasets(register: Any) -> None:
     """Register datasets: ``register(name, builder, **metadata)``.
 
-    ``builder(data_dir=None, **options)`` returns a ``zoo_core.datasets.Dataset`` (``from_arrays`` makes
+    ``builder(data_dir=None, **options)`` returns a ``zoo_core.plugin_api.Dataset`` (``from_arrays`` makes
     one). Metadata keys: ``description``, ``num_classes``, ``input_size``, ``needs_data_dir``.
     """
 
@@ -46,9 +46,9 @@ def zoo_register_datasets(register: Any) -> None:
 def zoo_register_trainers(register: Any) -> None:
     """Register trainers: ``register(name, factory, description=...)``.
 
-    ``factory(job)`` trains ``job.model`` (a ``zoo_core.trainers.TrainJob``: model, data, pipelines,
+    ``factory(job)`` trains ``job.model`` (a ``zoo_core.plugin_api.TrainJob``: model, data, pipelines,
     device, settings, reporter) in place and returns a dict of metrics. ``distributed=True`` declares that
-    it follows the contract for runs under torchrun (see ``zoo_core.trainers``); others run in one process.
+    it follows the contract for runs under torchrun (see ``TrainJob``); others run in one process.
     """
 
 
@@ -57,7 +57,7 @@ def zoo_register_weights(register: Any) -> None:
     """Register weights kept outside a plugin's code: ``register(model, tag, loader, default=False, **metadata)``.
 
     Called on every run (never cached), after every plugin's models are known, so it must be cheap: read
-    an index, import no torch. ``metadata`` follows the weights schema (``zoo_core.weights``);
+    an index, import no torch. ``metadata`` follows the weights schema (``WeightsInfo``);
     ``loader(model)`` loads the weights into a model built with ``metadata["model_kwargs"]``; ``default=True``
     makes the tag the model's default (what ``pretrained=True`` and a bare name in ``zoo eval`` mean).
     """
@@ -79,7 +79,7 @@ def zoo_resolve_model(name: str, ref: Any) -> str | None:
     """Resolve a name the catalogue cannot: a source name (``hf-hub:OWNER/NAME``: a prefix that is no plugin's)
     or a numbered version (``MODEL.TAG@N``), to a catalogue name.
 
-    ``name`` is the name as text, ``ref`` the same parsed (a ``zoo_core.names.ModelRef``); take either or
+    ``name`` is the name as text, ``ref`` the same parsed (a ``zoo_core.plugin_api.ModelRef``); take either or
     both. Called live, in plugin precedence order; the first answer that is not None wins. Return
     ``plugin:model.tag`` (fetching the weights and registering the tag first, say into the local registry),
     or None for names the plugin does not handle.

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from zoo_core.catalogue_cache import drop_cached
+from zoo_core.entry_points import ENTRY_POINT_GROUP
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.plugins import ENTRY_POINT_GROUP, ZOO_DIST, drop_cached
+from zoo_core.plugins import ZOO_DIST
 
 
 class PipError(ZooError):
@@ -41,13 +43,27 @@ def installed() -> dict[str, InstalledDist]:
     """Every installed distribution by canonical name; the first one on sys.path wins, as for imports."""
     importlib.invalidate_caches()  # pip just changed site-packages under this process's feet
     found: dict[str, InstalledDist] = {}
-    for dist in md.distributions():
+    for dist in md.distributions(path=_search_path()):
         name = dist.metadata["Name"]
         if not name or canonicalize_name(name) in found:
             continue
         plugins = [ep.name for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
         found[canonicalize_name(name)] = InstalledDist(name, dist.version, plugins, _stamp(dist))
     return found
+
+
+def _search_path() -> list[str]:
+    """sys.path, then the folders pip installs into that it lacks. A site-packages folder that did not exist
+    when this process started is not on sys.path (removing a venv's last distribution removes the folder, and
+    the next install makes it again), yet what pip puts there is installed for the next command."""
+    import site
+    import sysconfig
+
+    scheme = sysconfig.get_paths()
+    targets = [scheme["purelib"], scheme["platlib"]]
+    if site.ENABLE_USER_SITE:  # pip installs with --user where site-packages cannot be written
+        targets.append(site.getusersitepackages())
+    return [*sys.path, *(p for p in dict.fromkeys(targets) if p not in sys.path)]
 
 
 def _stamp(dist: md.Distribution) -> int:

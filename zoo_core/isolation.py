@@ -25,4 +25,4 @@ def run_plugin_code(
     except (ZooError, KeyboardInterrupt, *passthrough):
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin's bug must not become zoo's traceback
-        raise PluginError(f"plugin '{plugin}' failed {what}: {first_line(e, typed=True)}") from e
+        raise PluginError(f"plugin '{plugin}' failed {what}: {first_line(e, typed=True, whole=True)}") from e

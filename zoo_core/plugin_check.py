@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo_core import hookspecs
-from zoo_core.plugins import ZOO_DIST, PluginHost, PluginInfo, drop_cached, find_entry_points
+from zoo_core.catalogue_cache import drop_cached
+from zoo_core.entry_points import find_entry_points
+from zoo_core.plugins import ZOO_DIST, PluginHost, PluginInfo
 from zoo_core.requirements import unmet
 
 KINDS = ("model", "dataset", "trainer", "command")

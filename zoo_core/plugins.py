@@ -1,64 +1,53 @@
-"""The plugin host: finds plugins through the ``zoo.plugins`` entry points, loads each one in isolation,
-hands every hook a host-owned ``register`` callback (or, for commands, a click group), and caches what each
-plugin registered.
+"""The plugin host: finds plugins through the ``zoo.plugins`` entry points (``zoo_core.entry_points``), loads
+each one in isolation, hands every hook a host-owned ``register`` callback (or, for commands, a click group),
+and keeps what each plugin registered in the metadata cache (``zoo_core.catalogue_cache``).
 
 A plugin that fails to import, has an invalid hook or raises inside one (``SystemExit`` too) is reported
 (one warning line, and by ``zoo plugins``) and skipped, and nothing it registered is kept;
 ``ZOO_STRICT_PLUGINS=1`` makes that an error instead. ``ZOO_PLUGINS=a,b`` loads only the named plugins.
 ``ZOO_TRACE_PLUGINS=1`` prints each import and hook call to stderr, with its time and what it registered.
+Stdout belongs to zoo: what a plugin prints while it is imported or its hooks run goes to stderr, and a
+third-party plugin whose import and hooks take over two seconds is named in a warning.
 
-zoo's own plugins are the entry points of the ``zoo`` distribution. They come first, both for bare-name
-precedence and when a third-party distribution declares a plugin of the same name (the built-in always
-keeps it); among themselves they are ranked by their module's ``ZOO_PRECEDENCE`` (lower first, default
-100), then by name. Third-party plugins follow in alphabetical order.
-
-The metadata cache is per plugin, keyed by the plugin's distribution, its version, its requirements'
-versions and its module's mtime (for a package, also its newest ``.py`` file: an editable install changes in
-place), in two files: ``<plugin>-<key>.json`` (models, datasets, trainers) and ``<plugin>-<key>.summary.json``
-(hooks and command names), so ``zoo --help`` reads a few hundred bytes and a warm ``zoo list`` imports
-neither torch nor timm. A plugin that failed is never cached.
+zoo's own plugins are the entry points of the ``zoo`` distribution, ranked by ``BUILTIN_ORDER``; they come
+first, both for bare-name precedence and when a third-party distribution declares a plugin of the same name
+(the built-in keeps it). Third-party plugins follow in alphabetical order; ``add_plugin`` adds one in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
-import importlib
-import importlib.util
 import json
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from zoo_core import hookspecs
-from zoo_core.atomic_io import atomic_write_json
 from zoo_core.catalogue import Catalogue, Entry, ModelEntry, callable_ref, validate_model_metadata
-from zoo_core.environment import package_version
+from zoo_core.catalogue_cache import CatalogueCache
+from zoo_core.entry_points import EntryPoint, find_entry_points
 from zoo_core.errors import PluginError, first_line
 from zoo_core.isolation import run_plugin_code
 from zoo_core.names import parse
-from zoo_core.paths import cache_dir
 from zoo_core.weights import validate_tag
 
-ENTRY_POINT_GROUP = "zoo.plugins"
 ZOO_DIST = "zoo"  # the distribution whose entry points are the built-in plugins
-CACHE_SCHEMA = 2
+# The built-in plugins' precedence: a bare name means the first of these that has it (`resnet50` is
+# torchvision's). A built-in missing here ranks after these; third-party plugins follow alphabetically.
+BUILTIN_ORDER = ("cnn", "torchvision", "timm", "data", "train", "registry", "bench", "vision")
 ENTRY_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset", "zoo_register_trainers": "trainer"}
 COMMAND_HOOK = "zoo_register_commands"
 LIVE_HOOKS = ("zoo_register_weights",)
 RESOLVE_HOOK = "zoo_resolve_model"
 # The core's own commands, which no plugin may take; install, uninstall and plugin load no plugin at all.
 CORE_COMMANDS = ("list", "info", "plugins", "cache", "install", "uninstall", "plugin")
-DEFAULT_PRECEDENCE = 100
-KEEP_ENTRY_POINT_FILES = 8
-RACY_NS = 2_000_000_000  # a sys.path folder changed this recently: read the entry points afresh
+SLOW_LOAD_S = 2.0  # a third-party plugin whose import and hooks take longer is named in a warning
 
 
 @dataclass
@@ -70,15 +59,16 @@ class PluginInfo:
     dist: str | None = None
     version: str | None = None
     builtin: bool = False
-    precedence: int = DEFAULT_PRECEDENCE
     hooks: list[str] = field(default_factory=list)
     status: str = "ok"  # ok | error | disabled
     errors: list[str] = field(default_factory=list)
     cached: bool = False
+    load_seconds: float | None = None  # its import and hooks in this process; None when none ran
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["error"] = "; ".join(self.errors) or None
+        d["load_seconds"] = None if self.load_seconds is None else round(self.load_seconds, 3)
         return d
 
 
@@ -115,81 +105,50 @@ def enabled_names() -> set[str] | None:
 
 
 def precedence(infos: list[PluginInfo]) -> list[str]:
-    """Plugin names in bare-name precedence order: built-ins by their declared rank, then the others by name."""
-    return [i.name for i in sorted(infos, key=lambda i: (not i.builtin, i.precedence if i.builtin else 0, i.name))]
+    """Plugin names in bare-name precedence order: built-ins by ``BUILTIN_ORDER``, then the others by name."""
+
+    def rank(info: PluginInfo) -> tuple[bool, int, str]:
+        builtin = BUILTIN_ORDER.index(info.name) if info.name in BUILTIN_ORDER else len(BUILTIN_ORDER)
+        return not info.builtin, builtin if info.builtin else 0, info.name
+
+    return [i.name for i in sorted(infos, key=rank)]
+
+
+@contextlib.contextmanager
+def plugin_output() -> Iterator[None]:
+    """Plugin code runs inside this: what it prints goes to stderr, so that stdout (``--json``) stays zoo's."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 @dataclass
-class EntryPoint:
-    """A ``zoo.plugins`` entry point and what the host needs of its distribution. Kept in
-    ``entry-points-<key>.json``, keyed by ``sys.path`` and each of its folders' mtime (installing or removing
-    a distribution adds or removes a folder there; one changed in the last two seconds is read afresh), so a
-    warm command neither imports importlib.metadata nor reads every distribution's ``entry_points.txt``:
-    together a fifth of a warm ``zoo list``."""
+class InProcessPlugin(EntryPoint):
+    """A plugin object added with ``add_plugin``: it loads as an entry point does, and is never cached."""
 
-    name: str
-    value: str
-    dist: str | None
-    version: str | None
-    requires: list[str]
+    plugin: Any = None
 
     def load(self) -> Any:
-        """The object ``module:attr`` names, as importlib.metadata's ``EntryPoint.load`` gives it."""
-        module, _, attr = self.value.split("[")[0].partition(":")
-        obj = importlib.import_module(module.strip())
-        for part in filter(None, attr.strip().split(".")):
-            obj = getattr(obj, part)
-        return obj
+        return self.plugin
 
 
-def _path_key() -> tuple[str, bool]:
-    """(the key of ``sys.path`` as it is now, whether a folder of it changed too recently to trust its mtime:
-    a file system's clock ticks coarsely, so a second install in the same tick would keep the mtime)."""
-    stamps, recent = [], time.time_ns() - RACY_NS
-    racy = False
-    for folder in sys.path:
-        where = os.path.abspath(folder or ".")
-        try:
-            mtime = os.stat(where).st_mtime_ns
-        except OSError:
-            mtime = None
-        racy = racy or (mtime is not None and mtime > recent)
-        stamps.append((where, mtime))
-    key = hashlib.sha256(json.dumps([CACHE_SCHEMA, ENTRY_POINT_GROUP, stamps]).encode()).hexdigest()[:16]
-    return key, racy
+_IN_PROCESS: dict[str, InProcessPlugin] = {}
 
 
-def find_entry_points(use_cache: bool = True) -> list[EntryPoint]:
-    """The ``zoo.plugins`` entry points of the installed distributions (the first of a name on the path)."""
-    key, racy = _path_key()
-    use_cache = use_cache and not racy
-    path = cache_dir() / "catalogue" / f"entry-points-{key}.json"
-    if use_cache:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return [EntryPoint(**row) for row in json.load(f)["entry_points"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    import importlib.metadata as md
+def add_plugin(plugin: Any, name: str) -> None:
+    """Add ``plugin`` (a module, or any object with ``@hookimpl`` functions) as the third-party plugin ``name``
+    of this process, as an installed distribution's entry point would: the same isolation, validation and
+    precedence. Its catalogue is never cached (it has no version to key a cache on). For tests and notebooks."""
+    if not isinstance(name, str) or not name or any(c in name for c in ":, ") or name in _IN_PROCESS:
+        raise ValueError(f"cannot add a plugin named {name!r}: give a new name without ':', ',' or spaces")
+    module = getattr(plugin, "__name__", None) or type(plugin).__name__
+    _IN_PROCESS[name] = InProcessPlugin(name, str(module), None, None, [], plugin=plugin)
+    reset()
 
-    found, dists = [], {}  # each read of a name, version or requirements parses METADATA
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        if id(dist) not in dists:
-            meta = dist.metadata if dist is not None else None
-            dists[id(dist)] = (meta["Name"], meta["Version"], list(dist.requires or [])) if meta else (None, None, [])
-        name, version, requires = dists[id(dist)]
-        found.append(EntryPoint(ep.name, ep.value, name, version, requires))
-    if use_cache:
-        try:
-            atomic_write_json(path, {"entry_points": [asdict(ep) for ep in found]})
-            # One file per sys.path seen (the `zoo` script's, `python -m zoo_core`'s, a venv's): the newest few.
-            older = sorted(path.parent.glob("entry-points-*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
-            for old in older[KEEP_ENTRY_POINT_FILES:]:
-                old.unlink(missing_ok=True)
-        except OSError:  # a read-only cache: slower, not broken (the catalogue cache warns about it)
-            pass
-    return found
+
+def remove_plugin(name: str) -> None:
+    """Take back a plugin that ``add_plugin`` added."""
+    _IN_PROCESS.pop(name, None)
+    reset()
 
 
 class PluginHost:
@@ -204,16 +163,15 @@ class PluginHost:
         self._eps: dict[str, EntryPoint] = {}
         self._modules: dict[str, Any] = {}
         self._entries_loaded = False
-        self._cache_warned = False
-        self._keys: dict[str, str] = {}  # plugin -> cache key, worked out once per process
-        self._requirements: dict[str, list[Any]] = {}  # distribution -> its requirements' versions
+        self._warned_slow: set[str] = set()
+        self.cache = CatalogueCache(ENTRY_HOOKS.values())
         self.catalogue = Catalogue([])
 
     # -- discovery ---------------------------------------------------------------------------------
 
     def discover(self) -> list[PluginInfo]:
         allow = enabled_names()
-        eps = find_entry_points(self.use_cache)
+        eps = [*find_entry_points(self.use_cache), *_IN_PROCESS.values()]
         # Built-ins first, so that a third-party distribution can never take a built-in plugin's name.
         eps.sort(key=lambda ep: ep.dist != ZOO_DIST)
         infos: list[PluginInfo] = []
@@ -250,14 +208,13 @@ class PluginHost:
                 if info.status == "error":
                     self._fail(info, None)
                 elif info.status == "ok":
-                    summary = self._read_cache(info, "summary") if self.use_cache else None
+                    summary = self._read_cache(info, "summary")
                     if summary is None:
                         self._load_live(info)
                     else:
                         if tracing():
                             trace(info.name, "cached (no hook called)", None, ", ".join(summary["hooks"]))
                         info.hooks, info.cached = summary["hooks"], True
-                        info.precedence = summary["precedence"]
                         for row in summary["commands"]:
                             self._add_cached("command", info, row)
             self.catalogue.plugin_order = precedence([i for i in infos if i.status != "error"])
@@ -274,7 +231,23 @@ class PluginHost:
                     for row in rows:
                         self._add_cached(kind, info, row)
             self._run_live_hooks()
+        self._warn_slow()
         return self.catalogue
+
+    def _warn_slow(self) -> None:
+        """Name each third-party plugin whose import and hooks took too long (zoo's own are known costs, paid
+        once per version: timm's catalogue takes ~2 s to list)."""
+        for info in self.plugin_list:
+            took = info.load_seconds
+            if took is not None and took > SLOW_LOAD_S and not info.builtin and info.name not in self._warned_slow:
+                self._warned_slow.add(info.name)
+                print(f"zoo: warning: plugin '{info.name}' took {took:.1f} s to load", file=sys.stderr)
+
+    def _timed(self, info: PluginInfo, began: float) -> float:
+        """Seconds since ``began``, counted into the plugin's load time."""
+        took = time.perf_counter() - began
+        info.load_seconds = (info.load_seconds or 0.0) + took
+        return took
 
     def _in_order(self, infos: list[PluginInfo]) -> list[PluginInfo]:
         order = self.catalogue.plugin_order
@@ -286,9 +259,13 @@ class PluginHost:
             return self._modules[info.name]
         began = time.perf_counter()
         try:
-            module = self._eps[info.name].load()
+            try:
+                with plugin_output():
+                    module = self._eps[info.name].load()
+            finally:
+                took = self._timed(info, began)
             if tracing():
-                trace(info.name, "import", time.perf_counter() - began, info.module)
+                trace(info.name, "import", took, info.module)
             self.pm.register(module, name=info.name)
             callers = self.pm.get_hookcallers(module) or []
             unknown = sorted(h.name for h in callers if h.spec is None)
@@ -296,13 +273,10 @@ class PluginHost:
                 self.pm.unregister(module)
                 raise pluggy.PluginValidationError(module, f"unknown hook(s) {', '.join(unknown)}")
             hooks = sorted(h.name for h in callers)
-            rank = getattr(module, "ZOO_PRECEDENCE", DEFAULT_PRECEDENCE)
-            if isinstance(rank, bool) or not isinstance(rank, int):
-                raise TypeError(f"ZOO_PRECEDENCE must be an integer, got {rank!r}")
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not break zoo
             self._fail(info, e, "import")
             return None
-        info.hooks, info.precedence = hooks, rank
+        info.hooks = hooks
         self._modules[info.name] = module
         return module
 
@@ -322,11 +296,10 @@ class PluginHost:
         for kind, entries in collected.items():
             for entry in entries:
                 self.catalogue.add(kind, entry)
-        if self.use_cache:
+        if self._cacheable(info):
             rows = {kind: [e.to_cache() for e in entries] for kind, entries in collected.items()}
             self._write_cache(info, "entries", {"entries": {k: v for k, v in rows.items() if k != "command"}})
-            self._write_cache(info, "summary", {"hooks": info.hooks, "precedence": info.precedence,
-                                                "commands": rows.get("command", [])})  # fmt: skip
+            self._write_cache(info, "summary", {"hooks": info.hooks, "commands": rows.get("command", [])})
 
     def _collect(self, info: PluginInfo, hook_name: str, kind: str) -> list[Entry] | None:
         """Run one registration hook of the plugin; its entries, or None when it failed."""
@@ -341,7 +314,7 @@ class PluginHost:
                 for name, command in group.commands.items():
                     if name in CORE_COMMANDS:
                         raise ValueError(f"command name '{name}' is reserved by zoo itself")
-                    entry = Entry(name, info.name, {"help": command.get_short_help_str(limit=80)}, kind=kind)
+                    entry = Entry(name, info.name, {"help": command.get_short_help_str(limit=sys.maxsize)}, kind=kind)
                     entry._builder = command
                     collected.append(entry)
             except ValueError as e:
@@ -362,20 +335,23 @@ class PluginHost:
                 continue
             began = time.perf_counter()
             try:
-                impl.function(**kwargs)
+                with plugin_output():
+                    impl.function(**kwargs)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - sys.exit in a hook must not end zoo
+                took = self._timed(info, began)
                 if tracing():
-                    raised = first_line(e, typed=True, limit=120)
-                    trace(info.name, hook_name, time.perf_counter() - began, f"raised {raised}")
+                    raised = first_line(e, typed=True, limit=120, whole=True)
+                    trace(info.name, hook_name, took, f"raised {raised}")
                 self._fail(info, e, hook_name)
                 return False
+            took = self._timed(info, began)
             if tracing():
-                trace(info.name, hook_name, time.perf_counter() - began, registered() if registered else "")
+                trace(info.name, hook_name, took, registered() if registered else "")
         return True
 
     def _fail(self, info: PluginInfo, exc: BaseException | None, where: str = "") -> None:
         if exc is not None:
-            msg = first_line(exc, typed=True)
+            msg = first_line(exc, typed=True, whole=True)
             info.errors.append(f"{where}: {msg}" if where else msg)
         info.status = "error"
         line = f"plugin '{info.name}' failed: {info.errors[-1] if info.errors else 'unknown error'}"
@@ -443,9 +419,10 @@ class PluginHost:
 
                 group = click.Group("zoo")
                 try:
-                    hook = getattr(self._eps[info.name].load(), COMMAND_HOOK, None)
-                    if hook is not None:
-                        hook(cli=group)
+                    with plugin_output():
+                        hook = getattr(self._eps[info.name].load(), COMMAND_HOOK, None)
+                        if hook is not None:
+                            hook(cli=group)
                 except (Exception, SystemExit):  # noqa: BLE001 - only a hint is at stake
                     continue
                 names = set(group.commands)
@@ -505,7 +482,8 @@ class PluginHost:
                 if impl.plugin is not module:
                     continue
                 args = {k: v for k, v in {"name": name, "ref": ref}.items() if k in impl.argnames}
-                answer = run_plugin_code(info.name, f"resolving model name '{name}'", impl.function, **args)
+                with plugin_output():
+                    answer = run_plugin_code(info.name, f"resolving model name '{name}'", impl.function, **args)
                 if answer is not None and not isinstance(answer, str):
                     raise PluginError(f"plugin '{info.name}' resolved '{name}' to {answer!r}, not a model name")
                 if answer:
@@ -522,127 +500,22 @@ class PluginHost:
 
     # -- the cache -----------------------------------------------------------------------------------
 
-    def _cache_path(self, info: PluginInfo, part: str) -> Path:
-        suffix = ".summary.json" if part == "summary" else ".json"
-        return cache_dir() / "catalogue" / f"{info.name}-{self._cache_key(info)}{suffix}"
-
     def requires(self, plugin: str) -> list[str]:
         """The ``Requires-Dist`` lines of the plugin's distribution."""
         return list(self._eps[plugin].requires)
 
     def cache_key(self, plugin: str) -> str:
         """The key of the plugin's cached metadata: other caches of what a plugin registered use it too."""
-        return self._cache_key(self.infos[plugin])
+        return self.cache.key(self._eps[plugin])
 
-    def _cache_key(self, info: PluginInfo) -> str:
-        if info.name not in self._keys:
-            self._keys[info.name] = self._work_out_cache_key(info)
-        return self._keys[info.name]
-
-    def _work_out_cache_key(self, info: PluginInfo) -> str:
-        from zoo_core.version import __version__
-
-        parts: list[Any] = [CACHE_SCHEMA, __version__, info.name, info.module, info.dist, info.version]
-        if str(info.dist) not in self._requirements:  # the built-in plugins share one distribution
-            versions = []
-            for req in self._eps[info.name].requires:
-                if "extra ==" in req:
-                    continue
-                req_name = req.split(";")[0].split("[")[0]
-                for sep in "<>=!~ ":
-                    req_name = req_name.split(sep)[0]
-                versions.append((req_name, package_version(req_name)))
-            self._requirements[str(info.dist)] = versions
-        parts += self._requirements[str(info.dist)]
-        # An editable install changes code without changing its version: key on the module's mtime.
-        top = info.module.split(":")[0].split(".")[0]
-        try:
-            spec = importlib.util.find_spec(top) if top not in sys.modules else sys.modules[top].__spec__
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.origin and os.path.exists(spec.origin):
-            parts.append(os.path.getmtime(spec.origin))
-            if spec.submodule_search_locations:  # a package: an edit to any of its modules counts
-                parts.append(_newest_source(spec.submodule_search_locations))
-        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+    def _cacheable(self, info: PluginInfo) -> bool:
+        return self.use_cache and not isinstance(self._eps[info.name], InProcessPlugin)
 
     def _read_cache(self, info: PluginInfo, part: str) -> dict[str, Any] | None:
-        """The cached part, or None when it is missing, unreadable or not of the expected shape."""
-        try:
-            with open(self._cache_path(info, part), encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return None
-        return data if _valid_cache(data, part) else None
+        return self.cache.read(self._eps[info.name], part) if self._cacheable(info) else None
 
     def _write_cache(self, info: PluginInfo, part: str, data: dict[str, Any]) -> None:
-        path = self._cache_path(info, part)
-        stale = re.compile(re.escape(info.name) + r"-[0-9a-f]{16}" + re.escape(path.name[len(info.name) + 17 :]))
-        try:
-            for old in path.parent.glob(f"{info.name}-*"):
-                if old != path and stale.fullmatch(old.name):
-                    old.unlink(missing_ok=True)
-            atomic_write_json(path, {"schema": CACHE_SCHEMA, **data})
-        except OSError as e:  # a read-only ZOO_HOME slows zoo down but does not break it
-            if not self._cache_warned:
-                self._cache_warned = True
-                print(f"zoo: warning: cannot write the catalogue cache ({e.strerror or e}); zoo works, but more "
-                      "slowly", file=sys.stderr)  # fmt: skip
-
-
-def _newest_source(folders: Iterable[str], limit: int = 500) -> float:
-    """The newest mtime of a package's ``.py`` files (the first ``limit`` of them, so that a plugin inside a
-    huge package costs little): an edit to any module of an editable plugin shows at once."""
-    newest, seen = 0.0, 0
-    for folder in folders:
-        for root, dirs, files in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
-            for name in sorted(f for f in files if f.endswith(".py")):
-                newest = max(newest, os.path.getmtime(os.path.join(root, name)))
-                seen += 1
-                if seen >= limit:
-                    return newest
-    return newest
-
-
-def drop_cached(plugin_names: Iterable[str]) -> int:
-    """Delete the catalogue cache files of these plugins (after an install or uninstall); how many went."""
-    names = "|".join(re.escape(n) for n in plugin_names)
-    if not names:
-        return 0
-    pattern = re.compile(f"(?:{names})-[0-9a-f]{{16}}(?:\\.summary)?\\.json|entry-points-[0-9a-f]{{16}}\\.json")
-    removed = 0
-    try:
-        paths = list((cache_dir() / "catalogue").iterdir())
-    except OSError:  # no cache yet
-        return 0
-    for path in paths:
-        if pattern.fullmatch(path.name):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:  # a read-only cache: its keys still change with what was installed
-                continue
-            removed += not path.name.startswith("entry-points-")
-    return removed
-
-
-def _valid_row(row: Any) -> bool:
-    return (isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("metadata"), dict)
-            and isinstance(row.get("builder_ref"), (dict, type(None))))  # fmt: skip
-
-
-def _valid_cache(data: Any, part: str) -> bool:
-    if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
-        return False
-    if part == "summary":
-        hooks, commands, rank = data.get("hooks"), data.get("commands"), data.get("precedence")
-        return (isinstance(hooks, list) and all(isinstance(h, str) for h in hooks) and isinstance(commands, list)
-                and all(_valid_row(r) for r in commands) and isinstance(rank, int))  # fmt: skip
-    entries = data.get("entries")
-    return isinstance(entries, dict) and all(
-        kind in ENTRY_HOOKS.values() and isinstance(rows, list) and all(_valid_row(r) for r in rows)
-        for kind, rows in entries.items()
-    )
+        self.cache.write(self._eps[info.name], part, data)
 
 
 _HOST: PluginHost | None = None

@@ -14,8 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from zoo_core.entry_points import find_entry_points
 from zoo_core.errors import UsageError
-from zoo_core.plugins import find_entry_points
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 

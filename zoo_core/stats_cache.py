@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo_core import records
 from zoo_core.atomic_io import atomic_write_json
 from zoo_core.catalogue import ModelEntry
 from zoo_core.paths import cache_dir
@@ -41,8 +42,8 @@ SHIPPED_PATH = Path(__file__).resolve().parent / "data" / "model_stats.json"
 SHIPPED_SCHEMA = 1
 # What counting costs on a 2-core CPU, for the estimate printed first: seconds per model on the meta device
 # (timm's catalogue, median), and the imports of torch and a model library when they are not imported yet.
-SECONDS_PER_MODEL = {"num_params": 0.11, "gmacs": 0.15}
-STARTUP_S = 3.0
+SECONDS_PER_MODEL = {"num_params": 0.08, "gmacs": 0.17}
+STARTUP_S = 2.5
 
 
 @dataclass
@@ -162,8 +163,8 @@ def _shipped_for(path: Path, plugin: str, module: str) -> dict[str, dict[str, An
     if not isinstance(section, dict) or section.get("module") != module or not isinstance(section.get("stats"), dict):
         return {}
     versions = section.get("versions")
-    if not isinstance(versions, dict) or fingerprint(module, versions) != {"versions": versions,
-                                                                             "source": section.get("source")}:
+    recorded = {"versions": versions, "source": section.get("source")}
+    if not isinstance(versions, dict) or fingerprint(module, versions) != recorded:
         return {}  # counted with other libraries or other plugin code: trusting it could show wrong numbers
     return {k: v for k, v in section["stats"].items() if isinstance(v, dict)}
 
@@ -207,8 +208,6 @@ class StatsCache:
             except OSError as e:  # a read-only cache makes the next list slow again, nothing worse
                 if not self._warned:
                     self._warned = True
-                    import sys
-
                     print(f"zoo: warning: cannot write the stats cache ({e.strerror or e})", file=sys.stderr)
         self._dirty.clear()
 
@@ -217,21 +216,28 @@ class StatsCache:
         self._dirty.add(plugin)
 
 
+# A count is null where it could not be made (see ``count``).
+COUNTS_SPEC = records.obj({"num_params": records.integer(0, null=True), "gmacs": records.number(0, null=True)})
+CACHE_SPEC = records.obj({
+    "schema": records.version(SCHEMA, required=True),
+    "stats": records.obj(others=COUNTS_SPEC, max_len=10**6, required=True),
+})  # fmt: skip
+
+
 def _read(path: Path) -> dict[str, dict[str, Any]]:
+    """The counts cached at ``path``; none when the file is missing or not valid (they are counted again)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+        return records.load(path, CACHE_SPEC, missing={"stats": {}})["stats"]
+    except (OSError, records.RecordError):
         return {}
-    stats = data.get("stats") if isinstance(data, dict) and data.get("schema") == SCHEMA else None
-    return {k: v for k, v in stats.items() if isinstance(v, dict)} if isinstance(stats, dict) else {}
 
 
 def lookup(
     queries: Iterable[StatsQuery], want: Iterable[str], progress: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
     """``{"num_params": int | None, "gmacs": float | None}`` (the fields in ``want``) for each query, in order;
-    None where it is unknown. Counts what neither the metadata nor the cache has, and caches it."""
+    None where it is unknown. Counts what neither the metadata, the shipped counts nor the cache has, and caches
+    it; with ``progress``, a count of many models first says how long it should take, then how far it got."""
     queries, want = list(queries), [f for f in FIELDS if f in set(want)]
     cache = StatsCache()
     results: list[dict[str, Any]] = []
@@ -280,7 +286,7 @@ def estimate(todo: Iterable[tuple[int, StatsQuery, list[str]]]) -> float:
 
 
 def duration(seconds: float) -> str:
-    """12 -> ``12 s``; 150 -> ``3 min``; 4000 -> ``1 h 7 min``."""
+    """12 -> ``12 s``; 200 -> ``3 min``; 4000 -> ``1 h 7 min``."""
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
     minutes = round(seconds / 60)

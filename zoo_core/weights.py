@@ -256,3 +256,13 @@ def from_dict(model: str, tag: str, meta: dict[str, Any]) -> WeightsInfo:
         extra={k: meta[k] for k in EXTRA_FIELDS if meta.get(k) is not None},
     )  # fmt: skip
 
+
+def check_preprocessing(value: Any) -> Preprocessing:
+    """A Preprocessing from its dict form (or a timm ``pretrained_cfg``: fields it does not know are ignored),
+    checked as a tag's preprocessing is; SchemaError names the bad field."""
+    if isinstance(value, Preprocessing):
+        return value
+    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(value).items() if k in PREPROCESSING_FIELDS}
+    defaults = {"input_size": given.get("input_size"), "mean": given.get("mean"), "std": given.get("std")}
+    meta = validate_tag("model", "given", {"source": "given", "num_classes": 1, "preprocessing": given}, defaults)
+    return from_dict("model", "given", meta).preprocessing

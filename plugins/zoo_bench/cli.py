@@ -15,10 +15,7 @@ from typing import Any
 import click
 
 from zoo_bench.settings import COMPILE_MODES, MODES, PRESETS, BenchSettings
-from zoo_core.cli_options import Choice, deprecated
-from zoo_core.console import command_line, echo_json, given
-from zoo_core.devices import PRECISIONS
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import PRECISIONS, Choice, UsageError, command_line, deprecated, echo_json, given
 
 # command-line parameter -> BenchSettings field
 SETTINGS_PARAMS = {
@@ -127,7 +124,7 @@ def benchmark(ctx: click.Context, more_models: tuple[str, ...], models: tuple[st
     zoo benchmark simplecnn.mytag --dataset digits
     """
     from zoo_bench.runner import WILDCARDS, RunInterrupted, check_run, run_benchmarks
-    from zoo_core.output import check_output, check_plot
+    from zoo_core.plugin_api import check_output, check_plot
 
     patterns = [p for item in (*models, *more_models) for p in item.split(",") if p]
     if ctx.params["weights"]:
@@ -180,7 +177,7 @@ def _report(
     """Print the records (table or JSON) and write the files asked for; ``partial``: what an interrupted run
     finished, where nothing to draw is no error."""
     from zoo_bench import writers
-    from zoo_core.output import write_output
+    from zoo_core.plugin_api import write_output
 
     if as_json:
         echo_json(records)

@@ -19,13 +19,13 @@ start-up costs seconds, and a batch-256 step of a mid-size CNN tens of milliseco
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo_bench.settings import DEFAULTS, BenchSettings
 from zoo_bench.timing import auto_iters
+from zoo_core.plugin_api import records
 
 ROUGH_OVERHEAD_S = {"cpu": 5.0, "cuda": 10.0}
 ROUGH_STEP_S = {"cpu": 0.5, "cuda": 0.05}
@@ -63,18 +63,29 @@ def duration(seconds: float) -> str:
 
 
 def history_path() -> Path:
-    from zoo_core.paths import cache_dir
+    from zoo_core.plugin_api import cache_dir
 
     return cache_dir() / "benchmark" / "timings.json"
 
 
+_PHASE = records.obj({"step_s": records.number(0, required=True), "batch": records.integer(1, required=True)})
+COSTS_SPEC = records.obj({"overhead_s": records.number(0), "infer": _PHASE, "train": _PHASE})
+
+
 def load_history() -> dict[str, Any]:
-    """The recorded costs; a missing or unreadable file is an empty history (it is only a cache)."""
+    """The recorded costs; a missing or unreadable file is an empty history, and a malformed entry is left out
+    (it is only a cache: the next run records it again)."""
     try:
-        data = json.loads(history_path().read_text())
-    except (OSError, ValueError):
+        data = records.load(history_path(), records.obj(max_len=2 * HISTORY_LIMIT), missing={})
+    except (OSError, records.RecordError):
         return {}
-    return data if isinstance(data, dict) else {}
+    history = {}
+    for key, costs in data.items():
+        try:
+            history[key] = records.check(costs, COSTS_SPEC, history_path())
+        except records.RecordError:
+            continue
+    return history
 
 
 def history_key(
@@ -99,7 +110,7 @@ def record_key(record: dict[str, Any]) -> str | None:
 
 def remember(record: dict[str, Any], wall_seconds: float, isolated: bool) -> None:
     """Keep a finished model's costs for later estimates; never fails the run."""
-    from zoo_core.atomic_io import atomic_write_json
+    from zoo_core.plugin_api import atomic_write_json
 
     key = record_key(record)
     if key is None or record.get("error"):
@@ -129,7 +140,7 @@ def estimate(jobs: list[tuple[str, BenchSettings]]) -> Estimate:
     import torch
 
     from zoo_core import resolve
-    from zoo_core.devices import resolve_device
+    from zoo_core.plugin_api import resolve_device
 
     history = load_history()
     total, measured = 0.0, 0

@@ -21,10 +21,18 @@ from zoo_bench.peaks import SOURCE as PEAKS_SOURCE
 from zoo_bench.peaks import peak_tflops
 from zoo_bench.settings import BenchSettings
 from zoo_bench.timing import auto_iters, time_steps
-from zoo_core.devices import autocast, check_precision, resolve_device, set_numerics
-from zoo_core.environment import environment
-from zoo_core.errors import UsageError, ZooError, first_line
-from zoo_core.model_stats import count_flops, count_params
+from zoo_core.plugin_api import (
+    UsageError,
+    ZooError,
+    autocast,
+    check_precision,
+    count_flops,
+    count_params,
+    environment,
+    first_line,
+    resolve_device,
+    set_numerics,
+)
 
 ProgressFn = Callable[[dict[str, Any]], None]
 TRAIN_LR = 1e-4  # timm's benchmark.py: SGD, lr 1e-4, momentum 0.9, cross-entropy
@@ -212,7 +220,7 @@ def run_with_batch_decay(run: Callable[[int], dict], batch_size: int, device: st
         except Exception as e:  # noqa: BLE001 - only out-of-memory errors are retried
             if not is_out_of_memory(e):
                 raise
-            last = first_line(e, limit=200)
+            last = first_line(e, limit=200, whole=True)
         else:
             result.update(batch_size=batch, batch_size_requested=batch_size, oom_retries=retries)
             return result
@@ -294,6 +302,6 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
     except ZooError:
         raise
     except Exception as e:  # noqa: BLE001 - a model that fails is reported, not fatal to the run
-        record["error"] = f"{current}: {first_line(e, typed=True, limit=300)}"
+        record["error"] = f"{current}: {first_line(e, typed=True, limit=300, whole=True)}"
     record["unstable"] = any((record.get(phase) or {}).get("unstable") for phase in ("infer", "train"))
     return record

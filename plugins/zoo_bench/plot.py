@@ -10,8 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import UsageError
-from zoo_core.output import image_format, write_output
+from zoo_core.plugin_api import UsageError, image_format, write_output
 
 
 def plot(records: list[dict[str, Any]], path: str | Path) -> str:

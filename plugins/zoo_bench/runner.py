@@ -6,14 +6,14 @@ import time
 from typing import Any
 
 from zoo_bench.settings import BenchSettings
-from zoo_core import UsageError, resolve
+from zoo_core import UsageError, parse, resolve
 
 WILDCARDS = "*?["
 
 
 def expand_models(patterns: list[str]) -> list[str]:
     """Wildcards -> matching catalogue names; exact names are checked (UnknownNameError suggests)."""
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import get_catalogue
 
     catalogue = get_catalogue()
     found: list[str] = []
@@ -24,13 +24,14 @@ def expand_models(patterns: list[str]) -> list[str]:
                 raise UsageError(f"no model matches '{pattern}'; see `zoo list`")
             found += [catalogue.display_name("model", e) for e in entries]
         else:  # any name form; an hf-hub: name is fetched once here, and the workers get its catalogue name
-            found.append(resolve(pattern).display)
+            resolved = resolve(pattern)
+            found.append(resolved.display if parse(pattern).is_source else pattern)
     return list(dict.fromkeys(found))
 
 
 def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
     """Fail before anything runs on a device, precision or dataset request that cannot work."""
-    from zoo_core.devices import check_precision, resolve_device
+    from zoo_core.plugin_api import check_precision, resolve_device
 
     for spec, settings in jobs:
         device = resolve_device(settings.device)
@@ -38,7 +39,7 @@ def check_run(jobs: list[tuple[str, BenchSettings]]) -> None:
         if settings.dataset and resolve(spec, settings.weights or False).tag is None:
             raise UsageError(f"--dataset measures the accuracy of trained weights: name them as {spec}.TAG")
         if settings.dataset:
-            from zoo_core.plugins import get_catalogue
+            from zoo_core.plugin_api import get_catalogue
 
             get_catalogue().get("dataset", settings.dataset)
 
@@ -113,7 +114,7 @@ def registry_metrics(record: dict[str, Any]) -> dict[str, Any]:
 
 def record_in_registry(record: dict[str, Any]) -> str:
     """Merge the record's accuracy and speed into its local registry entry; say what happened."""
-    from zoo_core.errors import UnknownNameError
+    from zoo_core.plugin_api import UnknownNameError
 
     try:
         from zoo_registry.store import update_metrics

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError
 
 MODES = ("infer", "train", "both")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

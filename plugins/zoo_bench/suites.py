@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_bench.settings import BenchSettings
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 

@@ -60,8 +60,7 @@ def main(argv: list[str]) -> int:
         protocol.write(json.dumps(event) + "\n")
 
     from zoo_bench.measure import measure
-    from zoo_core.atomic_io import atomic_write_json
-    from zoo_core.errors import ZooError
+    from zoo_core.plugin_api import ZooError, atomic_write_json
 
     job = json.loads(job_path.read_text())
     spec = job["spec"]

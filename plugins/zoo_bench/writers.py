@@ -87,7 +87,7 @@ def _fmt(value: Any, spec: str) -> str:
 def table(records: list[dict[str, Any]]) -> str:
     """The human summary: speed, latency, memory, cost and accuracy, one row per model and phase."""
     from zoo_bench.timing import UNSTABLE_RATIO
-    from zoo_core.table import format_table
+    from zoo_core.plugin_api import format_table
 
     headers = ["model", "phase", "batch", "img", "samples/s", "step ms", "p90 ms", "peak MB", "params M",
                "GMACs", "TFLOP/s", "% peak", "top1", "top5"]  # fmt: skip

@@ -6,7 +6,6 @@ from typing import Any
 
 from zoo_core import hookimpl
 
-ZOO_PRECEDENCE = 10  # zoo's own models come first for bare names
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 

@@ -1,6 +1,6 @@
 """Built-in datasets: cifar10, imagefolder, digits, synthetic.
 
-Each builder returns a ``zoo_core.datasets.Dataset`` of uint8 tensors; image folders are decoded once
+Each builder returns a ``zoo_core.plugin_api.Dataset`` of uint8 tensors; image folders are decoded once
 and cached (``zoo_data.image_folder``). Builders import torch only when called, so registering them is free.
 """
 
@@ -63,7 +63,7 @@ def build_cifar10(
     decode: bool = True, for_training: bool = True,
 ) -> Any:
     """CIFAR-10 from an ImageFolder copy, a torchvision ``cifar-10-batches-py`` folder, or a download."""
-    from zoo_core.errors import UsageError
+    from zoo_core.plugin_api import UsageError
     from zoo_data.image_folder import load_image_folder
 
     folder = Path(data_dir).expanduser() if data_dir else _default_dir("cifar10")
@@ -77,9 +77,7 @@ def build_cifar10(
 
 
 def _torchvision_cifar10(folder: Path | None) -> Any:
-    from zoo_core.datasets import from_arrays
-    from zoo_core.errors import UsageError, first_line
-    from zoo_core.paths import downloads_dir
+    from zoo_core.plugin_api import UsageError, downloads_dir, first_line, from_arrays
 
     if folder is not None and not folder.is_dir():
         raise UsageError(f"dataset folder {folder} does not exist")
@@ -106,7 +104,7 @@ def build_imagefolder(
 ) -> Any:
     """Any folder with ``train/`` and ``test/`` (or ``val/``) of class subfolders; to evaluate, a val/ or
     test/ alone, or class folders straight in the folder."""
-    from zoo_core.errors import UsageError
+    from zoo_core.plugin_api import UsageError
     from zoo_data.image_folder import load_image_folder
 
     if not data_dir:
@@ -119,8 +117,7 @@ def build_digits(data_dir: str | None = None, test_fraction: float = 0.2, seed: 
     """scikit-learn's 8x8 digits as uint8 images, split once with a fixed seed."""
     import numpy as np
 
-    from zoo_core.datasets import from_arrays
-    from zoo_core.errors import UsageError
+    from zoo_core.plugin_api import UsageError, from_arrays
 
     try:
         from sklearn.datasets import load_digits

@@ -10,29 +10,38 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo_core.datasets import Dataset, Split, validate
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import Dataset, Split, ZooError, records, validate
 
 CACHE_VERSION = 1
+META_SPEC = records.obj({
+    "name": records.string(500, min_len=1, required=True),
+    "classes": records.list_of(records.string(1000), 100_000, min_len=1, required=True),
+    "splits": records.list_of(records.string(100), 10, min_len=1, required=True),
+    "source": records.obj(required=True),
+})  # fmt: skip
 
 
 def _cache_file(key: str) -> Path:
-    from zoo_core.paths import cache_dir
+    from zoo_core.plugin_api import cache_dir
 
     return cache_dir() / "datasets" / f"{key}.safetensors"
 
 
 def _read_cache(path: Path) -> Dataset | None:
     """The cached dataset, or None when the file is unreadable or not a valid dataset (it is then rebuilt)."""
+    import torch
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads(f.metadata()["zoo_dataset"])
+        with safe_open(str(path), "pt") as f:  # safetensors checks the header's dtypes, shapes and offsets
+            meta = records.parse((f.metadata() or {})["zoo_dataset"], META_SPEC, path)
             splits = {s: Split(f.get_tensor(f"{s}.pixels"), f.get_tensor(f"{s}.labels")) for s in meta["splits"]}
+        for split in splits.values():  # what Split promises its users; validate() checks the rest
+            if split.pixels.dtype != torch.uint8 or split.pixels.dim() != 4 or split.labels.dtype != torch.int64:
+                return None
         dataset = Dataset(meta["name"], meta["classes"], splits, {**meta["source"], "cache": str(path)})
         return validate(dataset, meta["name"])
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError, UsageError):
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError, ZooError):
         return None
 
 
@@ -64,5 +73,3 @@ def cached(key_parts: Any, build: Callable[[], Dataset]) -> Dataset:
     dataset = build()
     _write_cache(path, dataset)
     return dataset
-
-

@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo_core.datasets import Dataset, Split, convert_channels
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import Dataset, Split, UsageError, convert_channels
 from zoo_data.cache import cached
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -113,7 +112,7 @@ def decode_image(path: str) -> Any:
     import numpy as np
     import torch
 
-    from zoo_core.images import image_mode, load_image
+    from zoo_core.plugin_api import image_mode, load_image
 
     mode, fmt = image_mode(path)
     decode = _torchvision_decoder() if fmt in ("JPEG", "PNG") and mode in ("RGB", "L") else None

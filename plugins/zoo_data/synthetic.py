@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo_core.datasets import Dataset, Split
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import Dataset, Split, UsageError
 
 
 def synthetic(

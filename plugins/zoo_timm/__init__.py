@@ -7,9 +7,8 @@ import functools
 from typing import Any
 
 from zoo_core import hookimpl
-from zoo_core.weights import INTERPOLATIONS
+from zoo_core.plugin_api import INTERPOLATIONS
 
-ZOO_PRECEDENCE = 30  # after zoo's own CNNs and torchvision
 CFG_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 
 
@@ -67,7 +66,7 @@ def build(arch: str, num_classes: int = 1000, pretrained: str | None = None, **k
 
     if pretrained is None:
         return timm.create_model(arch, num_classes=num_classes, **kwargs)
-    from zoo_core.errors import WeightsError, first_line
+    from zoo_core.plugin_api import WeightsError, first_line
 
     name = f"{arch}.{pretrained}"
     hub_id = timm.models.get_pretrained_cfg(name).hf_hub_id

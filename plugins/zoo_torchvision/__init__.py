@@ -10,8 +10,6 @@ from typing import Any
 
 from zoo_core import hookimpl
 
-ZOO_PRECEDENCE = 20  # after zoo's own CNNs, before timm: `resnet50` means torchvision's
-
 # Families whose architecture is fixed to one image size at construction: (constructor argument, the size
 # the builder uses without weights). Weights for another size (ViT's SWAG 384/512/518) rebuild the model.
 FIXED_SIZE = {"vision_transformer": ("image_size", 224), "maxvit": ("input_size", 224)}
@@ -123,7 +121,7 @@ def build(
     """Build a torchvision model; with ``pretrained``, download (or reuse the torch hub cache) first."""
     model = _build(arch, num_classes, pretrained, **kwargs)
     if in_chans != 3:
-        from zoo_core.adapt import adapt_input_channels
+        from zoo_core.plugin_api import adapt_input_channels
 
         adapt_input_channels(model, in_chans)
     return model
@@ -140,7 +138,7 @@ def _build(arch: str, num_classes: int, pretrained: str | None, **kwargs: Any) -
     if pretrained is None:
         return tvm.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
 
-    from zoo_core.errors import WeightsError
+    from zoo_core.plugin_api import WeightsError
 
     weights = tvm.get_model_weights(arch)[pretrained.upper()]
     try:
@@ -162,7 +160,7 @@ def _build(arch: str, num_classes: int, pretrained: str | None, **kwargs: Any) -
 def load_fitting(model: Any, state: dict[str, Any], categories: int, what: str) -> None:
     """Load ``state`` into ``model``, leaving out the classifier where the model has another number of
     classes (a Linear, SqueezeNet's 1x1 conv, an Inception's auxiliary heads), which stays freshly set up."""
-    from zoo_core.errors import WeightsError
+    from zoo_core.plugin_api import WeightsError
 
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -6,7 +6,7 @@ uint8 batches that are augmented and normalised on the device, autocast for bf16
 validation each epoch, an atomic safetensors checkpoint each epoch (``--resume`` continues from it), and a
 clear error when the loss stops being a number; under torchrun, DistributedDataParallel over the ranks
 (``zoo train --nproc-per-node N``, ``zoo_train.launch``). A third-party trainer registers the same way and gets the
-same ``zoo_core.trainers.TrainJob``.
+same ``zoo_core.plugin_api.TrainJob``.
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo_core.errors import UsageError
-from zoo_core.trainers import Reporter
+from zoo_core.plugin_api import Reporter, UsageError
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -49,7 +48,7 @@ def build_model(config: Any, dataset: Any, reporter: Reporter) -> tuple[Any, dic
                               "--img-size chooses another)")  # fmt: skip
         model = create_model(found.ref, num_classes=classes)
         if weights.labels and list(weights.labels) != list(dataset.classes) and len(weights.labels) == classes:
-            from zoo_core.adapt import reset_classifier
+            from zoo_core.plugin_api import reset_classifier
 
             reset_classifier(model, classes, classes)  # same number of classes, another task: a new head
         channels = int(weights.model_kwargs.get("in_chans", pre.channels))

@@ -7,10 +7,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import first_line
-from zoo_core.trainers import TrainingError
+from zoo_core.plugin_api import TrainingError, WeightsError, first_line, records
 
 META_KEY = "zoo_checkpoint"
+# The JSON state beside the tensors, as save_checkpoint writes it and the training loop reads it back.
+STATE_SPEC = records.obj({
+    "epoch": records.integer(0, 10**6, required=True),
+    "history": records.list_of(records.obj({
+        "epoch": records.integer(0), "images_per_s": records.number(0, required=True),
+        "train_s": records.number(0, required=True),
+    }), 10**6, required=True),
+    "optimizer": records.obj({
+        "param_groups": records.list_of(records.obj({
+            "params": records.list_of(records.integer(0), 10**8, required=True),
+        }), 10_000, required=True),
+        "values": records.obj(others=records.obj(), required=True),
+        "slots": records.list_of(records.string(20, pattern="[0-9]+"), 10**8, required=True),
+    }, required=True),
+})  # fmt: skip
 
 
 def _cpu(tensor: Any, seen: set[int]) -> Any:
@@ -27,7 +41,7 @@ def save_checkpoint(path: Path, model: Any, optimizer: Any, state: dict[str, Any
     import torch
     from safetensors.torch import save
 
-    from zoo_core.atomic_io import atomic_write_bytes
+    from zoo_core.plugin_api import atomic_write_bytes
 
     seen: set[int] = set()
     tensors = {f"model.{k}": _cpu(v, seen) for k, v in model.state_dict().items()}
@@ -55,10 +69,10 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, data: bytes | None =
     try:
         if data is None:
             with safe_open(str(path), "pt") as f:
-                header = json.loads(f.metadata()[META_KEY])
+                header = records.parse((f.metadata() or {})[META_KEY], STATE_SPEC, META_KEY)
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         else:
-            header, tensors = _from_bytes(data)
+            header, tensors = _from_bytes(data, path)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         optim = header.pop("optimizer")
         state: dict[int, dict[str, Any]] = {int(p): dict(optim["values"].get(p, {})) for p in optim["slots"]}
@@ -68,20 +82,19 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, data: bytes | None =
                 state[int(pid)][slot] = value
         optimizer.load_state_dict({"state": state, "param_groups": optim["param_groups"]})
         _match_layout(optimizer)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, WeightsError) as e:
         msg = first_line(e)
         raise TrainingError(f"cannot resume from {path} ({msg}); start again with --overwrite") from None
     return header
 
 
-def _from_bytes(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+def _from_bytes(data: bytes, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(header, tensors) of a checkpoint file's bytes."""
     from safetensors.torch import load
+    from zoo_registry.weights_file import header_of_bytes
 
-    # The safetensors layout: an 8-byte little-endian length, then that many bytes of JSON header.
-    size = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8 : 8 + size].decode())["__metadata__"]
-    return json.loads(metadata[META_KEY]), load(data)
+    metadata = header_of_bytes(data, path).get("__metadata__") or {}
+    return records.parse(metadata[META_KEY], STATE_SPEC, META_KEY), load(data)
 
 
 def _match_layout(optimizer: Any) -> None:

@@ -7,21 +7,22 @@ from typing import Any
 
 import click
 
-from zoo_core.cli_options import (
+from zoo_core.plugin_api import (
+    PRECISIONS,
     Choice,
+    Interrupted,
+    Reporter,
+    command_line,
     data_options,
     deprecated,
     device_option,
+    echo_json,
     img_size_option,
     json_option,
     model_argument,
     precision_option,
     the_model,
 )
-from zoo_core.console import command_line, echo_json
-from zoo_core.devices import PRECISIONS
-from zoo_core.errors import Interrupted
-from zoo_core.trainers import Reporter
 from zoo_train.pipeline import AUGMENTS
 from zoo_train.training import OPTIMIZERS, SCHEDULES
 
@@ -77,7 +78,7 @@ class ConsoleReporter(Reporter):
 def _interrupted(model: str, dataset: str, options: dict[str, Any]) -> Interrupted:
     """Ctrl-C: the run was marked interrupted (when it had started); say how to continue it."""
     from zoo_core import ZooError, resolve
-    from zoo_core.paths import runs_dir
+    from zoo_core.plugin_api import runs_dir
     from zoo_train.runs import list_runs, resume_command
 
     try:
@@ -91,7 +92,7 @@ def _interrupted(model: str, dataset: str, options: dict[str, Any]) -> Interrupt
 
 
 def _display_ref(model: str, tag: str) -> str:
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import get_catalogue
 
     return get_catalogue().display_ref(model, tag)
 
@@ -151,8 +152,7 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
     """
     import os
 
-    from zoo_core.datasets import parse_options
-    from zoo_core.distributed import joined
+    from zoo_core.plugin_api import joined, parse_options
     from zoo_train.launch import COMMAND_ENV, LAUNCH_OPTIONS, Launch
     from zoo_train.training import train
 
@@ -167,7 +167,7 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
         options["data_options"] = parse_options(data_opts)
     launch = Launch(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     if launch.requested:
-        from zoo_core.distributed import timeout_from_environment
+        from zoo_core.plugin_api import timeout_from_environment
 
         timeout_from_environment(dist_timeout)  # a bad timeout fails once, here, not once per process
         return _launch(ctx, launch, model, dataset, options, LAUNCH_OPTIONS)
@@ -204,9 +204,7 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
 def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: dict[str, Any],
             launch_options: tuple[str, ...]) -> int:  # fmt: skip
     """Check what can be checked here, then run this very command under torchrun."""
-    from zoo_core.console import command_args
-    from zoo_core.distributed import Distributed
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import Distributed, command_args, get_catalogue
     from zoo_train.distributed import check_world
     from zoo_train.launch import launch as run_torchrun
     from zoo_train.training import configure
@@ -241,15 +239,14 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
     zoo eval simplecnn.run1 --dataset cifar10
     zoo eval resnet50.imagenet1k_v2 --dataset imagefolder --data-dir ~/imagenet/val --limit 2000
     """
-    from zoo_core.datasets import parse_options
-    from zoo_core.errors import UsageError
+    from zoo_core.plugin_api import UsageError, parse_options
     from zoo_train.evaluation import evaluate_published, plot_confusion
 
     model = the_model(model, model_option)
     if (batch_size is not None and batch_size < 1) or workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers 0 or more")
     if plot:  # a bad --plot fails now, not after the evaluation
-        from zoo_core.output import check_plot
+        from zoo_core.plugin_api import check_plot
 
         check_plot(plot)
     report = evaluate_published(model, dataset, data_dir, device=device, batch_size=batch_size,
@@ -260,9 +257,7 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
     if as_json:
         echo_json(report)
         return
-    from zoo_core.data_config import describe
-    from zoo_core.table import format_table
-    from zoo_core.weights import Preprocessing
+    from zoo_core.plugin_api import Preprocessing, describe, format_table
 
     ref = _display_ref(report["model"], report["tag"])
     pre = report["preprocessing"]
@@ -282,13 +277,13 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def datasets_cmd(as_json: bool) -> None:
     """List the datasets the plugins provide."""
-    from zoo_core.datasets import list_datasets
+    from zoo_core.plugin_api import list_datasets
 
     rows = list_datasets()
     if as_json:
         echo_json(rows)
         return
-    from zoo_core.table import format_table
+    from zoo_core.plugin_api import format_table
 
     click.echo(format_table(
         ["name", "plugin", "classes", "input", "needs --data-dir", "description"],
@@ -307,8 +302,7 @@ def runs_cmd(ctx: click.Context, model: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from zoo_core import parse, resolve
-    from zoo_core.paths import runs_dir
-    from zoo_core.table import format_table
+    from zoo_core.plugin_api import format_table, runs_dir
     from zoo_train.runs import checkpoint_epoch, list_runs, resume_command
 
     qualified, tag = None, None
@@ -363,8 +357,7 @@ def _alive(pid: int) -> bool:
 @click.option("--yes", "-y", is_flag=True, help="Confirm the deletion (required).")
 def runs_remove(run_id: str, yes: bool) -> None:
     """Delete a run's folder and checkpoint (its published weights stay in the registry)."""
-    from zoo_core.errors import UsageError
-    from zoo_core.paths import runs_dir
+    from zoo_core.plugin_api import UsageError, runs_dir
     from zoo_train.runs import remove_run
 
     if not (runs_dir() / run_id).exists():

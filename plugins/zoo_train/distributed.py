@@ -16,9 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zoo_core.distributed import Distributed
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.trainers import TrainingError
+from zoo_core.plugin_api import Distributed, TrainingError, UsageError, ZooError
 
 T = TypeVar("T")
 
@@ -70,7 +68,7 @@ def check_world(trainer: Any, dist: Distributed, config: Any, device_spec: str |
         raise UsageError(f"trainer {trainer.qualified} does not support distributed training (it does not "
                          "register with distributed=True); run it in one process")  # fmt: skip
     if config.sync_bn:
-        from zoo_core.devices import resolve_device
+        from zoo_core.plugin_api import resolve_device
 
         if resolve_device(device_spec or "auto").type != "cuda":
             raise UsageError(SYNC_BN_NEEDS_CUDA)
@@ -171,7 +169,7 @@ def _evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], 
         return evaluate(model, split, pipeline, labels, **kwargs)
     import torch
 
-    from zoo_core.datasets import shard_indices
+    from zoo_core.plugin_api import shard_indices
 
     n, world = len(split), dist.world_size
     k = min(5, len(labels))

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError
 
 # On a CPU a batch's activations should stay in the caches: SimpleCNN predicts the 10,000 CIFAR-10 test
 # images in 0.9 s at batch 128 and 1.5 s at 256 (ImprovedCNN 2.1 s and 3.9 s) on the 2-vCPU dev box.
@@ -35,8 +35,7 @@ def predict(
     defaults to ``eval_batch_size`` of the pipeline's device."""
     import torch
 
-    from zoo_core.datasets import batches
-    from zoo_core.devices import autocast
+    from zoo_core.plugin_api import autocast, batches
 
     batch_size = batch_size or eval_batch_size(pipeline.device)
     was_training = model.training
@@ -140,7 +139,7 @@ class _Files:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[Any, Any]:
-        from zoo_core.images import load_image
+        from zoo_core.plugin_api import load_image
 
         return self.transform(load_image(self.paths[i])), self.labels[i]
 
@@ -152,7 +151,7 @@ def predict_files(model: Any, split: Any, transform: Any, device: Any, *, batch_
     import torch
     from torch.utils.data import DataLoader
 
-    from zoo_core.devices import autocast
+    from zoo_core.plugin_api import autocast
 
     loader = DataLoader(_Files(split.paths, split.labels, transform), batch_size=batch_size, num_workers=workers,
                         persistent_workers=False)  # fmt: skip
@@ -199,10 +198,16 @@ def evaluate_published(
     import torch
 
     from zoo_core import create_model, resolve_weights
-    from zoo_core.data_config import create_transform, override
-    from zoo_core.datasets import load_dataset
-    from zoo_core.devices import check_precision, keep_freed_cpu_memory, numerics, resolve_device
-    from zoo_core.environment import environment
+    from zoo_core.plugin_api import (
+        check_precision,
+        create_transform,
+        environment,
+        keep_freed_cpu_memory,
+        load_dataset,
+        numerics,
+        override,
+        resolve_device,
+    )
     from zoo_train.pipeline import BatchPipeline
 
     found = resolve_weights(spec)
@@ -260,7 +265,7 @@ MAX_CONFUSION = 100
 def _resize_for(pre: Any, image: tuple[int, int]) -> tuple[int, int]:
     """The size a decoded image is resized to before the centre crop of ``pre`` (shorter side kept in ratio,
     or both sides for squash)."""
-    from zoo_core.data_config import resize_sides
+    from zoo_core.plugin_api import resize_sides
 
     sides = resize_sides(pre)
     if pre.crop_mode == "squash":
@@ -281,7 +286,7 @@ def plot_confusion(report: dict[str, Any], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from zoo_core.output import image_format, write_output
+    from zoo_core.plugin_api import image_format, write_output
 
     path = Path(path)
     fmt = image_format(path)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugin_api import UsageError, ZooError
 
 # The options that start torchrun; every other option goes to the workers unchanged.
 LAUNCH_OPTIONS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
@@ -110,7 +110,7 @@ def launch(launch: Launch, worker_args: list[str], command: str, info: Any = Non
     except SignalException:  # Ctrl-C or a scheduler's SIGTERM: torchrun stopped the workers, and rank 0 said
         return 130  # how to continue the run
     except RendezvousError as e:
-        from zoo_core.distributed import brief
+        from zoo_core.plugin_api import brief
 
         cause = f": {brief(e.__cause__)}" if e.__cause__ is not None else ""
         raise LaunchError(f"the rendezvous at {launch.rdzv_endpoint or 'localhost'} failed ({brief(e)}{cause}); "

@@ -7,8 +7,7 @@ import math
 import time
 from typing import Any
 
-from zoo_core.devices import autocast, numerics
-from zoo_core.trainers import TrainingError, TrainJob
+from zoo_core.plugin_api import TrainingError, TrainJob, autocast, numerics
 
 LOG_EVERY = 10  # steps between progress reports (each one reads the loss, which syncs a GPU)
 
@@ -81,7 +80,7 @@ def train_classifier(job: TrainJob) -> dict[str, Any]:
 def _train(job: TrainJob) -> dict[str, Any]:
     import torch
 
-    from zoo_core.datasets import batches, num_batches
+    from zoo_core.plugin_api import batches, num_batches
     from zoo_train.checkpoint import save_checkpoint
     from zoo_train.distributed import average_norm_stats, evaluate_sharded, restore_checkpoint
     from zoo_train.evaluation import eval_batch_size

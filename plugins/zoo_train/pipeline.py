@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from zoo_core.datasets import Split, convert_channels
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import Split, UsageError, convert_channels
 
 AUGMENTS = ("none", "standard", "strong")
 

@@ -1,7 +1,7 @@
 """``zoo train`` as a library: build a catalogue model for a catalogue dataset, hand both to a trainer
 plugin, evaluate the result on the test split and publish it to the local registry.
 
-The trainer is a plugin (``zoo_register_trainers``): ``factory(job)`` gets a ``zoo_core.trainers.TrainJob``
+The trainer is a plugin (``zoo_register_trainers``): ``factory(job)`` gets a ``zoo_core.plugin_api.TrainJob``
 and returns its metrics. Everything around it (model building, preprocessing, resume bookkeeping,
 publishing) is the same for every trainer. Runs are kept by ``zoo_train.runs``.
 
@@ -22,13 +22,21 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from zoo_core.atomic_io import remove_torn_writes
-from zoo_core.devices import PRECISIONS, check_precision, keep_freed_cpu_memory
-from zoo_core.distributed import Distributed
-from zoo_core.environment import utc_now
-from zoo_core.errors import UsageError, ZooError, first_line
-from zoo_core.paths import runs_dir
-from zoo_core.trainers import Reporter, TrainingError, TrainJob
+from zoo_core.plugin_api import (
+    PRECISIONS,
+    Distributed,
+    Reporter,
+    TrainingError,
+    TrainJob,
+    UsageError,
+    ZooError,
+    check_precision,
+    first_line,
+    keep_freed_cpu_memory,
+    remove_torn_writes,
+    runs_dir,
+    utc_now,
+)
 from zoo_train.pipeline import AUGMENTS
 from zoo_train.runs import (
     choose_tag,
@@ -97,7 +105,7 @@ class TrainConfig:
         if self.img_size is not None and self.img_size < 1:
             raise UsageError(f"--img-size must be positive, got {self.img_size}")
         if self.tag is not None:
-            from zoo_core.names import check_tag
+            from zoo_core.plugin_api import check_tag
 
             check_tag(self.tag)
 
@@ -192,7 +200,7 @@ def train(
     unless given ``distributed``. Rank 0 returns the outcome with the published entry; the other ranks get
     the same metrics and ``entry`` None.
     """
-    from zoo_core.distributed import joined
+    from zoo_core.plugin_api import joined
 
     if distributed is not None:
         return _train_ranked(model, dataset, resume, reporter, command, distributed, options)
@@ -203,7 +211,7 @@ def train(
 def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
                   dist: Distributed, options: dict[str, Any]) -> TrainOutcome:  # fmt: skip
     """The run, with the failures of a distributed run made one line that names the rank."""
-    from zoo_core.distributed import CommunicationError, peer_failure
+    from zoo_core.plugin_api import CommunicationError, peer_failure
 
     try:
         with ExitStack() as held:  # rank 0 holds the run's lock from its plan to its end
@@ -222,7 +230,7 @@ def _train_ranked(model: str, dataset: str, resume: bool, reporter: Reporter | N
 def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | None, command: str | None,
                   dist: Distributed, options: dict[str, Any], held: ExitStack) -> TrainOutcome:  # fmt: skip
     """Plan (rank 0), train and test (every rank), publish (rank 0)."""
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import get_catalogue
     from zoo_train.distributed import check_world, on_main
 
     reporter = (reporter or Reporter()) if dist.is_main else Reporter()  # one process reports progress
@@ -294,11 +302,10 @@ def plan_run(config: TrainConfig, options: dict[str, Any], *, resume: bool, comm
 def _new_run(config: TrainConfig, command: str, dist: Distributed) -> tuple[TrainConfig, dict[str, Any], Path]:
     """(settings with their tag, record, folder) of a run to start; refused where it would replace a run or
     weights without --overwrite."""
-    plugin, _, name = config.model.partition(":")
     config = replace(config, tag=choose_tag(config.tag, config.dataset, config.model))
     if published(config.model, config.tag) and not config.overwrite:
         raise UsageError(f"{config.model}.{config.tag} is already published; pass another --tag or --overwrite")
-    run_dir = runs_dir() / run_id_for(plugin, name, config.tag)
+    run_dir = runs_dir() / run_id_for(config.model, config.tag)
     old = read_json(run_dir / "run.json")
     if old and old.get("status") == "failed" and not config.overwrite:
         raise UsageError(f"run {run_dir.name} failed before; start it again with --overwrite or pick "
@@ -318,7 +325,7 @@ class Trained:
     """A trained and tested model with what publishing it records (every rank has one)."""
 
     job: TrainJob
-    data: Any  # zoo_core.datasets.Dataset
+    data: Any  # zoo_core.plugin_api.Dataset
     trainer: str  # the trainer plugin's qualified name
     result: dict[str, Any]  # what the trainer returned
     report: dict[str, Any]  # the evaluation of the test split
@@ -332,7 +339,7 @@ def run_training(plan: RunPlan, trainer: Any, reporter: Reporter, dist: Distribu
     failure leaves the run marked (rank 0), or removed when nothing was trained yet."""
     import torch
 
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import get_catalogue
     from zoo_train.distributed import check_world
 
     config, run_dir = plan.config, plan.run_dir
@@ -397,7 +404,7 @@ def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
     import torch
     from zoo_registry import store
 
-    from zoo_core.environment import environment
+    from zoo_core.plugin_api import environment
 
     config, record, run_dir, job = plan.config, plan.record, plan.run_dir, trained.job
     result, report, dist = trained.result, trained.report, job.distributed
@@ -512,7 +519,7 @@ def prepare(
     how validation is done)."""
     import torch
 
-    from zoo_core.datasets import load_dataset
+    from zoo_core.plugin_api import load_dataset
     from zoo_train.build import build_model, freeze_backbone
     from zoo_train.distributed import sync_batchnorm
     from zoo_train.pipeline import BatchPipeline, channel_stats

@@ -40,7 +40,7 @@ def first_conv_layer(model: ImageModel) -> Any:
     """The first convolution with a feature-map output, else the first layer with one."""
     import torch
 
-    from zoo_core.errors import UsageError
+    from zoo_core.plugin_api import UsageError
 
     layers = model.layers()
     if not layers:

@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
-from zoo_core.cli_options import (
+from zoo_core.plugin_api import (
+    UsageError,
+    ZooError,
     device_option,
+    echo_json,
     img_size_option,
     json_option,
     model_argument,
     precision_option,
     the_model,
 )
-from zoo_core.console import echo_json
-from zoo_core.errors import UsageError, ZooError
 
 
 def _default_out(image: str, what: str) -> str:
@@ -101,7 +102,7 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
                    "predictions": [r.to_dict() for r in results],
                    "errors": [{"image": p, "error": str(e)} for p, e in failed]})  # fmt: skip
     else:
-        from zoo_core.data_config import describe
+        from zoo_core.plugin_api import describe
 
         click.echo(f"{loaded.name}: {describe(loaded.preprocessing)}")
         width = max((len(label) for r in results for _, label, _ in r.top), default=0)
@@ -137,7 +138,7 @@ def activations_cmd(model: str | None, model_option: str | None, image: str | No
     zoo activations resnet18.tv_in1k --image cat.jpg --layer layer1.0.conv1 --out maps.png
     zoo activations resnet18 --list-layers
     """
-    from zoo_core.output import check_plot
+    from zoo_core.plugin_api import check_plot
     from zoo_vision.activations import activations
     from zoo_vision.activations import list_layers as layers_of
     from zoo_vision.image_model import as_image, load_model
@@ -149,7 +150,7 @@ def activations_cmd(model: str | None, model_option: str | None, image: str | No
         if as_json:
             echo_json(rows)
             return
-        from zoo_core.table import format_table
+        from zoo_core.plugin_api import format_table
 
         click.echo(format_table(["layer", "type", "channels", "size", "stride", "layout"],
                                 [(r["name"], r["type"], r["channels"], "x".join(map(str, r["size"])), r["stride"],
@@ -203,7 +204,7 @@ def gradcam_cmd(model: str | None, model_option: str | None, image: str | None, 
     zoo gradcam resnet18.tv_in1k --image cat.jpg
     zoo gradcam simplecnn.run1 --image ship.png --target ship --save-map ship.npy --json
     """
-    from zoo_core.output import check_output, check_plot
+    from zoo_core.plugin_api import check_output, check_plot
     from zoo_vision.gradcam import gradcam, require_captum
     from zoo_vision.image_model import as_image, load_model
 
@@ -245,7 +246,7 @@ def _write_map(heat: Any, path: str) -> None:
 
     import numpy as np
 
-    from zoo_core.output import write_output
+    from zoo_core.plugin_api import write_output
 
     buffer = io.BytesIO()
     np.save(buffer, heat.numpy().astype(np.float32))

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from zoo_core.data_config import resize_sides
-from zoo_core.weights import Preprocessing
+from zoo_core.plugin_api import Preprocessing, resize_sides
 
 
 @dataclass(frozen=True)

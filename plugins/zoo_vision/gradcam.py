@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError
 from zoo_vision.image_model import ImageModel, as_image, load_model
 
 INSTALL_HINT = 'pip install "zoo[vision]"'

@@ -8,8 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo_core.errors import UnknownNameError, UsageError, first_line
-from zoo_core.weights import Preprocessing
+from zoo_core.plugin_api import Preprocessing, UnknownNameError, UsageError, check_preprocessing, first_line
 
 
 @dataclass
@@ -30,7 +29,7 @@ class ImageModel:
     def transform(self, image: Any) -> Any:
         """A PIL image -> the normalised C x H x W tensor the weights expect (``create_transform``)."""
         if self._transform is None:
-            from zoo_core.data_config import create_transform
+            from zoo_core.plugin_api import create_transform
 
             self._transform = create_transform(self.preprocessing)
         return self._transform(image)
@@ -69,10 +68,10 @@ class ImageModel:
         raise UnknownNameError(f"class of {self.name}", target, difflib.get_close_matches(target, self.labels, n=3))
 
     def spatial_layers(self) -> list[Any]:
-        """Every layer with a feature-map output (``zoo_core.features.spatial_layers``), in the order their
+        """Every layer with a feature-map output (``zoo_core.plugin_api.spatial_layers``), in the order their
         forward passes finish; a module called twice appears twice."""
         if self._layers is None:
-            from zoo_core.features import spatial_layers
+            from zoo_core.plugin_api import spatial_layers
 
             try:
                 self._layers = spatial_layers(self.model, tuple(self.preprocessing.input_size))
@@ -108,18 +107,10 @@ class ImageModel:
 
 def _preprocessing(value: Any) -> Preprocessing:
     """A Preprocessing from itself, its dict form, or a timm ``pretrained_cfg``."""
-    if isinstance(value, Preprocessing):
-        return value
-    from zoo_core.weights import PREPROCESSING_FIELDS, from_dict, validate_tag
-
-    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(value).items() if k in PREPROCESSING_FIELDS}
     try:
-        meta = validate_tag("model", "given", {"source": "given", "num_classes": 1, "preprocessing": given},
-                            {"input_size": given.get("input_size"), "mean": given.get("mean"),
-                             "std": given.get("std")})  # fmt: skip
+        return check_preprocessing(value)
     except ValueError as e:
         raise UsageError(f"preprocessing: {e}") from None
-    return from_dict("model", "given", meta).preprocessing
 
 
 def _entry_of(net: Any) -> Any:
@@ -127,7 +118,7 @@ def _entry_of(net: Any) -> Any:
     spec = getattr(net, "zoo_spec", None)
     if not isinstance(spec, dict) or not spec.get("model"):
         return None
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import get_catalogue
 
     try:
         return get_catalogue().get("model", spec["model"])
@@ -145,8 +136,7 @@ def load_model(
     side, keeping the crop share."""
     import torch
 
-    from zoo_core.data_config import override, resolve_data_config
-    from zoo_core.devices import resolve_device
+    from zoo_core.plugin_api import override, resolve_data_config, resolve_device
 
     if isinstance(model, ImageModel):
         return model
@@ -212,7 +202,7 @@ def _outputs(image_model: ImageModel) -> int:
 
 def as_image(image: Any) -> Any:
     """A path or a PIL image -> a PIL image in its true colours (``zoo_core.images``)."""
-    from zoo_core.images import load_image, to_true_colours
+    from zoo_core.plugin_api import load_image, to_true_colours
 
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)

@@ -24,7 +24,7 @@ def pixel_figure(pixels: Any) -> Any:
 
 def save_figure(fig: Any, path: str | Path, option: str = "--out") -> Path:
     """Write ``fig`` in the format its suffix asks for, atomically, at one file pixel per figure pixel."""
-    from zoo_core.output import image_format, write_output
+    from zoo_core.plugin_api import image_format, write_output
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format=image_format(path, option), dpi=fig.dpi)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugin_api import UsageError, ZooError
 from zoo_vision.image_model import ImageModel, as_image, load_model
 
 
@@ -68,7 +68,7 @@ def predict(
     that cannot be read raises, or goes to ``on_error(path, error)`` and is left out."""
     import torch
 
-    from zoo_core.devices import autocast, check_precision
+    from zoo_core.plugin_api import autocast, check_precision
 
     check_settings(top_k, batch_size, workers)
     items = images if isinstance(images, (list, tuple)) else [images]

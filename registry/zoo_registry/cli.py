@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo_core.console import echo_json
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError, echo_json
 
 
 @click.group("registry")
@@ -23,7 +22,7 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         echo_json([e.to_dict() for e in entries])
         return
-    from zoo_core.table import format_table
+    from zoo_core.plugin_api import format_table
     from zoo_registry.store import model_ref
 
     rows = []
@@ -47,8 +46,7 @@ def list_cmd(as_json: bool) -> None:
 @click.pass_context
 def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
     """Show an entry's config, metrics and files, and whether its files are whole (exit 1 when not)."""
-    from zoo_core.data_config import describe
-    from zoo_core.weights import Preprocessing
+    from zoo_core.plugin_api import Preprocessing, describe
     from zoo_registry.doctor import check_entry
     from zoo_registry.store import get, split_ref
 
@@ -94,10 +92,10 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
 
 @registry.command("remove")
 @click.argument("ref", metavar="MODEL.TAG")
-@click.option("--yes", is_flag=True, help="Confirm the deletion (required).")
+@click.option("-y", "--yes", is_flag=True, help="Confirm the deletion (required).")
 def remove_cmd(ref: str, yes: bool) -> None:
     """Delete a published entry and its files (a broken one too)."""
-    from zoo_core.errors import WeightsError
+    from zoo_core.plugin_api import WeightsError
     from zoo_registry.store import _entry_dir, get, remove, split_ref
 
     plugin, model, tag = split_ref(ref)
@@ -153,7 +151,7 @@ def doctor_cmd(ctx: click.Context, fix: bool, no_hash: bool, as_json: bool) -> N
     elif not problems:
         click.echo(f"the registry is healthy ({registry_root()})")
     else:
-        from zoo_core.table import format_table
+        from zoo_core.plugin_api import format_table
 
         root = registry_root()
         rows = [(str(p.path.relative_to(root)) if p.path.is_relative_to(root) else str(p.path), p.what,

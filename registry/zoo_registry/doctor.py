@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.environment import utc_now
-from zoo_core.errors import WeightsError
-from zoo_core.file_lock import file_lock
+from zoo_core.plugin_api import WeightsError, file_lock, utc_now
 from zoo_registry.store import (
     CARD_FILE,
     DEFAULT_FILE,
@@ -57,8 +55,7 @@ def _shape_problem(entry: Any) -> str | None:
     is not installed to ask)."""
     import torch
 
-    from zoo_core.errors import ZooError
-    from zoo_core.plugins import get_catalogue
+    from zoo_core.plugin_api import ZooError, get_catalogue
     from zoo_registry.weights_file import describe_mismatch, tensor_shapes, unwrap
 
     try:
@@ -123,7 +120,7 @@ def _leftovers(root: Path) -> list[Problem]:
 
 def examine(fix: bool = False, rehash: bool = True) -> list[Problem]:
     """Every problem of the local registry; with ``fix``, each one that can be repaired is (``fixed``)."""
-    from zoo_core.plugins import refresh_weights
+    from zoo_core.plugin_api import refresh_weights
 
     root = registry_root()
     problems = _leftovers(root)
@@ -173,7 +170,7 @@ def _check_model(model_dir: Path, fix: bool, rehash: bool) -> list[Problem]:
 
 def _repair(entry_dir: Path, problems: list[Problem]) -> None:
     """Repair one entry's problems (``check_entry`` gives either one QUARANTINE or METRICS and CARD ones)."""
-    from zoo_core.atomic_io import atomic_write_text
+    from zoo_core.plugin_api import atomic_write_text
     from zoo_registry.model_card import render
 
     if problems[0].kind == QUARANTINE:

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from zoo_core.environment import utc_now
-from zoo_core.errors import UnknownNameError, UsageError, WeightsError, ZooError, first_line
+from zoo_core.plugin_api import UnknownNameError, UsageError, WeightsError, ZooError, first_line, utc_now
 from zoo_registry import hub_files
 from zoo_registry.hub_files import CARD, CONFIG, INDEX, WEIGHTS
 
@@ -227,13 +226,13 @@ def _translate(e: BaseException, settings: HubSettings, repo_id: str, doing: str
     if network is not None:
         failed = "cannot reach" if "Connect" in type(network).__name__ else "lost the connection to"
         return WeightsError(f"{failed} the Hub at {settings.endpoint} while {doing} "
-                            f"({first_line(network, typed=True, limit=200)}){cached}{after}")  # fmt: skip
+                            f"({first_line(network, typed=True, limit=200, whole=True)}){cached}{after}")  # fmt: skip
     if isinstance(e, LocalEntryNotFoundError):
         return WeightsError(f"cannot reach the Hub at {settings.endpoint} while {doing}{cached}; check the network "
                             "or HF_ENDPOINT")  # fmt: skip
     if isinstance(e, ValueError):
-        return UsageError(f"{doing}: {first_line(e, limit=160)}")
-    return WeightsError(f"{doing} failed ({first_line(e, typed=True, limit=200)}){after}")
+        return UsageError(f"{doing}: {first_line(e, limit=160, whole=True)}")
+    return WeightsError(f"{doing} failed ({first_line(e, typed=True, limit=200, whole=True)}){after}")
 
 
 # -- push --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo_core.console import echo_json
+from zoo_core.plugin_api import echo_json
 from zoo_registry.hub_files import DEFAULT_MAX_SHARD
 
 TIMEOUT_HELP = ("Seconds each call to the Hub may wait for an answer (default: $ZOO_HUB_TIMEOUT, else 30); "

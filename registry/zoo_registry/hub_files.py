@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import parse
-from zoo_core.errors import UsageError, WeightsError, first_line
-from zoo_core.names import NAME_MAX, TAG_MAX, TAG_RE
-from zoo_core.weights import PREPROCESSING_FIELDS
+from zoo_core.plugin_api import NAME_MAX, PREPROCESSING_FIELDS, TAG_MAX, TAG_RE, UsageError, WeightsError, first_line
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"

@@ -32,7 +32,7 @@ import httpx2
 from huggingface_hub.errors import OfflineModeIsEnabled
 from huggingface_hub.utils import _http, set_client_factory
 
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError
 
 ENV = "ZOO_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0

@@ -9,12 +9,10 @@ torch; the weights are read by the loader, when a model is built with the tag.
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Any
 
 from zoo_core import hookimpl
-from zoo_core.errors import first_line
-from zoo_registry.store import load_published, read_default, scan, weights_metadata
+from zoo_registry.store import load_published, read_default, scan, warn_skipped, weights_metadata
 
 HUB_SOURCES = ("hf-hub", "hf_hub")  # timm's spelling, and the one it still accepts
 
@@ -22,7 +20,7 @@ HUB_SOURCES = ("hf-hub", "hf_hub")  # timm's spelling, and the one it still acce
 @hookimpl
 def zoo_register_weights(register: Any) -> None:
     defaults: dict[Any, str | None] = {}
-    for entry in scan():
+    for entry in scan():  # an entry whose files are broken is skipped there, with one warning
         model_dir = entry.path.parent
         if model_dir not in defaults:
             defaults[model_dir] = read_default(model_dir)
@@ -30,8 +28,7 @@ def zoo_register_weights(register: Any) -> None:
             register(entry.model_name, entry.tag, functools.partial(load_published, str(entry.path)),
                      default=defaults[model_dir] == entry.tag, **weights_metadata(entry))  # fmt: skip
         except Exception as e:  # noqa: BLE001 - one entry (say, of an uninstalled plugin) must not hide the rest
-            msg = first_line(e)
-            print(f"zoo: warning: registry entry {entry.path} skipped: {msg}", file=sys.stderr)
+            warn_skipped(entry.path, e)
 
 
 @hookimpl

@@ -25,13 +25,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.environment import utc_now
-from zoo_core.errors import UnknownNameError, UsageError, WeightsError, first_line
-from zoo_core.file_lock import LockBusy, file_lock
-from zoo_core.names import TAG_RE, ModelRef, check_tag, parse
-from zoo_core.paths import registry_dir
-from zoo_core.plugins import get_catalogue, refresh_weights
-from zoo_core.weights import PREPROCESSING_FIELDS, SchemaError, validate_tag
+from zoo_core.plugin_api import (
+    PREPROCESSING_FIELDS,
+    TAG_RE,
+    LockBusy,
+    ModelRef,
+    SchemaError,
+    UnknownNameError,
+    UsageError,
+    WeightsError,
+    check_tag,
+    file_lock,
+    first_line,
+    get_catalogue,
+    parse,
+    records,
+    refresh_weights,
+    registry_dir,
+    utc_now,
+    validate_tag,
+)
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -155,33 +168,60 @@ def _subdirs(path: Path) -> list[Path]:
 # -- reading -----------------------------------------------------------------------------------------
 
 
+# What an entry's JSON files must hold: far above anything zoo writes, far below what would hurt to read.
+MAX_CLASSES = 10**7
+MAX_LABELS = 100_000  # as many as a Hub config may bring (zoo_registry.hub_files)
+MAX_SIDE = 16_384
+_TEXT = records.string(1000, null=True)
+_SIDE = records.integer(1, MAX_SIDE, null=True)
+_STATS = records.list_of(records.number(), 64, min_len=1, null=True)
+# null only where the readers take it for absent (they read those fields with .get)
+CONFIG_SPEC = records.obj({
+    "schema": records.version(SCHEMA),
+    "architecture": records.string(201, min_len=3, required=True),
+    "tag": records.string(200, min_len=1, required=True),
+    "model_kwargs": records.obj(required=True),
+    "num_classes": records.integer(1, MAX_CLASSES, null=True),
+    "labels": records.list_of(records.string(1000), MAX_LABELS, null=True),
+    "preprocessing": records.obj({
+        "input_size": records.list_of(records.integer(1, MAX_SIDE), 3, min_len=3, null=True),
+        "mean": _STATS, "std": _STATS, "interpolation": records.string(32, null=True),
+        "crop_mode": records.string(32, null=True), "crop_pct": records.number(null=True), "resize_size": _SIDE,
+    }, null=True),
+    "weights_file": records.string(choices=(WEIGHTS_FILE,), null=True),
+    "format": records.string(choices=("safetensors",), null=True),
+    "sha256": records.string(64, pattern="[0-9a-f]{64}", label="a sha256 (64 lowercase hex digits)", required=True),
+    "size_bytes": records.integer(0, null=True), "num_params": records.integer(0, null=True),
+    "training": records.obj(null=True), "pushed": records.list_of(records.obj(), 10_000, null=True),
+    **dict.fromkeys(("created", "zoo_version", "torch_version", "source", "origin", "revision", "hf_hub_id",
+                     "license", "base_model"), _TEXT),
+})  # fmt: skip
+METRICS_SPEC = records.obj({
+    "top1": records.number(0, 100, null=True), "top5": records.number(0, 100, null=True),
+    "topk": records.integer(1, null=True), "num_samples": records.integer(0, null=True), "dataset": _TEXT,
+    "split": _TEXT,
+})  # fmt: skip
+
+
 def read_entry(entry_dir: Path) -> PublishedEntry:
-    """Read one entry's JSON files (never the weights); ValueError/OSError when they are broken."""
+    """Read one entry's JSON files (never the weights); OSError, or a RecordError (a ValueError) that names
+    the file and the field, when they are broken."""
     plugin, model, tag = entry_dir.parent.parent.name, entry_dir.parent.name, entry_dir.name
-    with open(entry_dir / CONFIG_FILE, encoding="utf-8") as f:
-        config = json.load(f)
-    if not isinstance(config, dict):
-        raise ValueError("config.json is not an object")
+    config = records.load(entry_dir / CONFIG_FILE, CONFIG_SPEC)
     qualified = f"{plugin}:{model}"
-    if config.get("architecture") != qualified or config.get("tag") != tag:
-        raise ValueError(
-            f"config.json describes {config.get('architecture')}.{config.get('tag')}, not {qualified}.{tag} "
-            "(was the folder moved by hand?)"
+    if config["architecture"] != qualified or config["tag"] != tag:
+        raise records.RecordError(
+            f"{entry_dir / CONFIG_FILE} describes {records.printable(config['architecture'], 120)}."
+            f"{records.printable(config['tag'], 120)}, not {qualified}.{tag} (was the folder moved by hand?)"
         )
-    if not isinstance(config.get("model_kwargs"), dict) or not isinstance(config.get("sha256"), str):
-        raise ValueError("config.json lacks model_kwargs or sha256")
     classes, labels = config.get("num_classes"), config.get("labels") or []
     kwargs_classes = config["model_kwargs"].get("num_classes", classes)
-    if not isinstance(labels, list) or (labels and len(labels) != classes) or kwargs_classes != classes:
-        raise ValueError(f"config.json disagrees with itself: num_classes {classes!r}, {len(labels)} labels, "
-                         f"model_kwargs num_classes {kwargs_classes!r}")  # fmt: skip
-    try:
-        with open(entry_dir / METRICS_FILE, encoding="utf-8") as f:
-            metrics = json.load(f)
-    except FileNotFoundError:
-        metrics = {}
-    if not isinstance(metrics, dict):
-        raise ValueError("metrics.json is not an object")
+    if (labels and len(labels) != classes) or kwargs_classes != classes:
+        raise records.RecordError(
+            f"{entry_dir / CONFIG_FILE} disagrees with itself: num_classes {classes!r}, {len(labels)} labels, "
+            f"model_kwargs num_classes {records.shown(kwargs_classes)}"
+        )
+    metrics = records.load(entry_dir / METRICS_FILE, METRICS_SPEC, missing={})
     return PublishedEntry(qualified, tag, entry_dir, config, metrics)
 
 
@@ -213,9 +253,16 @@ def weights_metadata(entry: PublishedEntry) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _warn(path: Path, error: BaseException) -> None:
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_skipped(path: Path, error: BaseException) -> None:
+    """Say once per process that a broken entry was skipped (the weights hook runs again after each publish)."""
     msg = first_line(error)
-    print(f"zoo: warning: registry entry {path} skipped: {msg}", file=sys.stderr)
+    if (str(path), msg) not in _WARNED:
+        _WARNED.add((str(path), msg))
+        print(f"zoo: warning: registry entry {path} skipped: {msg} (`zoo doctor --fix` moves it aside)",
+              file=sys.stderr)  # fmt: skip
 
 
 def _recover(entry_dir: Path) -> None:
@@ -237,7 +284,7 @@ def _try_recover(entry_dir: Path) -> None:
         pass
 
 
-def scan(on_error: Callable[[Path, BaseException], None] | None = _warn) -> list[PublishedEntry]:
+def scan(on_error: Callable[[Path, BaseException], None] | None = warn_skipped) -> list[PublishedEntry]:
     """Every entry, sorted by model and tag, reading only JSON; a broken entry goes to ``on_error``."""
     entries = []
     for plugin_dir in _subdirs(registry_root()):
@@ -276,6 +323,8 @@ def get(model_name: str, tag: str) -> PublishedEntry:
         raise UnknownNameError("registry entry", f"{plugin}:{model}.{tag}", suggestions)
     try:
         return read_entry(entry_dir)
+    except records.NewerFormatError as e:  # not broken: this zoo is too old to read it
+        raise WeightsError(str(e)) from None
     except (OSError, ValueError) as e:
         hint = "publish it again or `zoo registry remove` it"
         raise WeightsError(f"{entry_dir}: broken entry ({e}); {hint}") from None
@@ -611,7 +660,7 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def update_metrics(model_name: str, tag: str, metrics: dict[str, Any]) -> None:
     """Merge ``metrics`` (nested dicts merge key by key) into the entry's metrics.json and its model card."""
-    from zoo_core.atomic_io import atomic_write_text
+    from zoo_core.plugin_api import atomic_write_text
     from zoo_registry.model_card import render
 
     plugin, name = qualify(model_name)
@@ -633,7 +682,7 @@ def record_push(model_name: str, tag: str, record: dict[str, Any]) -> PublishedE
     One record per repo and revision: pushing there again replaces it. Written atomically under the entry's
     lock, like ``update_metrics``; the weights are not touched.
     """
-    from zoo_core.atomic_io import atomic_write_text
+    from zoo_core.plugin_api import atomic_write_text
     from zoo_registry.model_card import render
 
     plugin, name = qualify(model_name)
@@ -700,7 +749,7 @@ def read_default(model_dir: Path) -> str | None:
 
 def set_default(model_name: str, tag: str | None) -> None:
     """Make ``tag`` (a published entry) the default weights of ``model_name``; None clears it."""
-    from zoo_core.atomic_io import atomic_write_text
+    from zoo_core.plugin_api import atomic_write_text
 
     plugin, name = qualify(model_name)
     path = registry_root() / plugin / name / DEFAULT_FILE

@@ -8,11 +8,13 @@ file.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import WeightsError
+from zoo_core.plugin_api import WeightsError, records
 
 CHECKSUM_MISMATCH = "checksum mismatch (file is corrupted or was changed)"
 SHOWN_KEYS = 5  # how many offending keys an error lists
@@ -64,26 +66,95 @@ def save_weights(tensors: dict[str, Any], path: Path, metadata: dict[str, str] |
 
 Shapes = dict[str, tuple[int, ...]]
 MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+MAX_DIMS = 64
+U64 = 2**64 - 1  # safetensors keeps sizes and offsets as unsigned 64-bit integers
+# Bits per element of every dtype safetensors knows (F4 and F6 pack several elements into a byte).
+DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32,
+    "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
+}  # fmt: skip
+TENSOR = records.obj({
+    "dtype": records.string(choices=tuple(DTYPE_BITS), label="a safetensors dtype (F32, F16, BF16, I64, U8, ...)",
+                            required=True),
+    "shape": records.list_of(records.integer(0, U64), MAX_DIMS, required=True),
+    "data_offsets": records.list_of(records.integer(0, U64), 2, min_len=2, required=True),
+})  # fmt: skip
+HEADER = records.obj({"__metadata__": records.obj(others=records.string(MAX_HEADER), null=True)}, others=TENSOR)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _invalid(where: Any, why: str) -> WeightsError:
+    return WeightsError(f"{records.printable(str(where))}: not a valid safetensors file ({why})")
+
+
+def header_length(head: bytes, size: int, where: Any) -> int:
+    """The header length the file's first 8 bytes give, once it fits the file (``size`` bytes) and the limit."""
+    if size < 8 or len(head) < 8:
+        raise _invalid(where, f"{size} bytes, too short")
+    length = int.from_bytes(head[:8], "little")
+    if length > MAX_HEADER:
+        raise _invalid(where, f"header length {length:,} is above the {MAX_HEADER:,} bytes safetensors allows")
+    if 8 + length > size:
+        raise _invalid(where, f"header length {length:,} runs past the end of the {size:,}-byte file")
+    return length
+
+
+def check_header(raw: bytes, data_size: int, where: Any) -> dict[str, Any]:
+    """The header ``raw`` (its JSON bytes) once it holds what safetensors itself checks: known dtypes, shapes
+    that fit their byte ranges, and ranges that tile the ``data_size`` bytes after it with no gap or overlap."""
+    if not raw.startswith(b"{"):
+        raise _invalid(where, "its header is not a JSON object")
+    try:
+        # Strict JSON, as safetensors reads it: no NaN or Infinity, which Python's parser would let through.
+        header = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise _invalid(where, f"its header is not JSON: {records.printable(str(e), 120)}") from None
+    records.check(header, HEADER, where, WeightsError)
+    end = 0
+    tensors = sorted(((v["data_offsets"], k, v) for k, v in header.items() if k != "__metadata__"),
+                     key=lambda t: (t[0][0], t[0][1]))  # fmt: skip
+    for (start, stop), name, info in tensors:
+        name = records.printable(name, 120)
+        if start != end or stop < start:
+            raise _invalid(where, f"tensor '{name}' takes bytes {start:,} to {stop:,}, but the one before it "
+                                  f"ends at {end:,} (overlapping or missing data)")  # fmt: skip
+        bits = DTYPE_BITS[info["dtype"]] * math.prod(info["shape"])
+        if bits != 8 * (stop - start):
+            fits = bits <= 8 * max(data_size, stop)  # else the count may be too long to print
+            needs = f"{bits / 8:,.15g} bytes" if fits else "more bytes than the file has"
+            raise _invalid(where, f"tensor '{name}' has {stop - start:,} bytes; a {info['dtype']} tensor of shape "
+                                  f"{records.shown(info['shape'])} needs {needs}")  # fmt: skip
+        end = stop
+    if end != data_size:
+        raise _invalid(where, f"its tensors take {end:,} bytes, but {data_size:,} follow the header (truncated "
+                              "or padded)")  # fmt: skip
+    return header
+
+
+def header_of_bytes(data: bytes, where: Any) -> dict[str, Any]:
+    """The checked header of a whole safetensors file held in memory."""
+    length = header_length(data, len(data), where)
+    return check_header(data[8 : 8 + length], len(data) - 8 - length, where)
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header of a safetensors file (tensor name -> dtype, shape, data_offsets; ``__metadata__``),
-    read without loading a tensor; WeightsError when the file is not safetensors."""
-    import json
-    import struct
-
+    read and checked without loading a tensor; one WeightsError line naming the file when it is not valid."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
-            length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
-            raw = f.read(length) if 0 < length <= MAX_HEADER else b""
-        header = json.loads(raw) if len(raw) == length else None
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
-    if not isinstance(header, dict):
-        raise WeightsError(f"{path}: not a safetensors file (no valid header)")
-    return header
+            size = os.fstat(f.fileno()).st_size
+            length = header_length(f.read(8), size, path)
+            raw = f.read(length)
+    except OSError as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e.strerror or e})") from None
+    if len(raw) != length:  # the file shrank while we read it
+        raise _invalid(path, "truncated while being read")
+    return check_header(raw, size - 8 - length, path)
 
 
 def tensor_shapes(path: str | os.PathLike[str]) -> Shapes:

@@ -1,7 +1,7 @@
 """Tests of the example plugin, run where zoo and zoo-example are installed: ``python -m pytest tests``.
 
 They drive zoo the way a user does: the Python API for the catalogue and the weights, the command line
-(``zoo_core.cli.main``, in this process) for training and for the plugin's own command.
+(``zoo_core.plugin_api.cli_main``, in this process) for training and for the plugin's own command.
 """
 
 from __future__ import annotations
@@ -11,31 +11,32 @@ import json
 import pytest
 
 import zoo_core
-from zoo_core import plugins
-from zoo_core.cli import main
-from zoo_core.errors import WeightsError
+from zoo_core.plugin_api import WeightsError, get_catalogue, reset_plugins
+from zoo_core.plugin_api import cli_main as main
 
 
 @pytest.fixture(autouse=True)
 def zoo_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo"))  # runs and published weights stay in the test
-    plugins.reset()
+    reset_plugins()
     yield
-    plugins.reset()
+    reset_plugins()
 
 
-def test_the_plugin_registers_a_model_a_dataset_a_trainer_and_a_command():
-    host = plugins.get_host()
-    assert (host.infos["example"].status, host.infos["example"].errors) == ("ok", [])
+def test_the_plugin_registers_a_model_a_dataset_a_trainer_and_a_command(capsys):
+    assert main(["plugins", "--json"]) == 0
+    mine = next(row for row in json.loads(capsys.readouterr().out) if row["name"] == "example")
+    assert (mine["status"], mine["errors"]) == ("ok", [])
+    catalogue = get_catalogue()
     for kind, name in [("model", "pocketnet"), ("dataset", "stripes"), ("trainer", "pocket-sgd"),
                        ("command", "stripes-demo")]:  # fmt: skip
-        assert host.catalogue.get(kind, f"example:{name}").plugin == "example"
+        assert catalogue.get(kind, f"example:{name}").plugin == "example"
 
 
 def test_the_pretrained_tag_reaches_the_accuracy_it_declares():
     import torch
 
-    from zoo_core.datasets import batches, load_dataset
+    from zoo_core.plugin_api import batches, load_dataset
 
     info = zoo_core.weights_info("example:pocketnet.stripes")
     assert info.labels == ("horizontal", "vertical", "diagonal", "antidiagonal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from zoo_core.errors import UsageError
+from zoo_core.plugin_api import UsageError
 
 
 @click.command("stripes-demo")

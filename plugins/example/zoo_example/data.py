@@ -30,8 +30,7 @@ def make_stripes(count: int, seed: int = 0, size: int = IMAGE_SIZE) -> tuple[Any
 
 def build_stripes(data_dir: str | None = None, train_size: int = 2000, test_size: int = 500, seed: int = 0) -> Any:
     """The dataset zoo loads: ``train_size`` training and ``test_size`` test images, drawn from ``seed``."""
-    from zoo_core.datasets import from_arrays
-    from zoo_core.errors import UsageError
+    from zoo_core.plugin_api import UsageError, from_arrays
 
     if train_size < 1 or test_size < 1:
         raise UsageError("stripes: train_size and test_size must be at least 1")

@@ -28,7 +28,7 @@ def build_pocketnet(num_classes: int = STRIPES_CLASSES, in_chans: int = 3, pretr
     """What zoo calls: a PocketNet, with the weights of the tag ``pretrained`` loaded when one is given."""
     if not pretrained:
         return pocketnet(num_classes, in_chans)
-    from zoo_core.adapt import adapt_input_channels, reset_classifier
+    from zoo_core.plugin_api import adapt_input_channels, reset_classifier
 
     model = pocketnet(STRIPES_CLASSES, 3)  # the shape the weights were trained in
     load_weights(model, pretrained)
@@ -43,7 +43,7 @@ def load_weights(model: Any, tag: str) -> None:
     """Load the packaged weights of ``tag`` after checking them against the sha256 the tag declares."""
     from safetensors.torch import load
 
-    from zoo_core.errors import WeightsError
+    from zoo_core.plugin_api import WeightsError
     from zoo_example import PRETRAINED
 
     if tag not in PRETRAINED:

@@ -1,6 +1,6 @@
 """The ``pocket-sgd`` trainer: plain SGD with momentum and label smoothing, validated every epoch.
 
-It shows what a trainer receives (``zoo_core.trainers.TrainJob``) and returns (a dict of metrics); zoo does
+It shows what a trainer receives (``zoo_core.plugin_api.TrainJob``) and returns (a dict of metrics); zoo does
 the rest around it: building the model for the data, preprocessing, the final evaluation and publishing.
 """
 
@@ -10,14 +10,14 @@ import math
 import time
 from typing import Any
 
-from zoo_core.trainers import TrainingError, TrainJob
+from zoo_core.plugin_api import TrainingError, TrainJob
 
 
 def train_pocket_sgd(job: TrainJob) -> dict[str, Any]:
     """Train ``job.model`` in place for ``job.config.epochs`` epochs; return the run's metrics."""
     import torch
 
-    from zoo_core.datasets import batches
+    from zoo_core.plugin_api import batches
 
     cfg = job.config
     optimizer = torch.optim.SGD(job.params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
@@ -57,7 +57,7 @@ def accuracy(job: TrainJob) -> float:
     """Top-1 accuracy on the validation split, in percent."""
     import torch
 
-    from zoo_core.datasets import batches
+    from zoo_core.plugin_api import batches
 
     job.model.eval()
     correct = 0
