@@ -1,5 +1,6 @@
-"""Count the parameters and GMACs of the built-in plugins' models and write them to zoo_core/data/model_stats.json,
-the counts zoo ships so that a first ``zoo list --sort params`` counts nothing.
+"""Write what zoo ships for its built-in cnn, torchvision and timm plugins (``zoo_core.shipped``): their models'
+parameters and GMACs (zoo_core/data/model_stats.json), so that a first ``zoo list --sort params`` counts
+nothing, and their catalogue (zoo_core/data/catalogue.json.gz), so that a first ``zoo list`` imports no timm.
 
     python benchmarks/model_stats.py              # count what changed (a plugin whose fingerprint differs)
     python benchmarks/model_stats.py --force      # count everything again
@@ -7,8 +8,9 @@ the counts zoo ships so that a first ``zoo list --sort params`` counts nothing.
 
 Each plugin's section records its fingerprint: the releases of torch and of the plugin's library, and a digest
 of the plugin's code. zoo uses a section only where that fingerprint is this installation's; so run this after
-upgrading torch, torchvision or timm, or after editing a built-in plugin, and commit the file. Every value is
-what ``zoo_core.stats_cache.count`` gives for the query, exactly as a live count would: one line per query key.
+upgrading torch, torchvision or timm, or after editing a built-in plugin, and commit both files. Every count is
+what ``zoo_core.stats_cache.count`` gives for the query, exactly as a live count would: one line per query key;
+the catalogue is what the plugins' hooks register here, loaded live (no cache, nothing shipped used).
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# What each built-in plugin's counts depend on, besides its own code: GMACs are counted by torch's flop
-# counter, and the model code of torchvision and timm is in their releases.
-LIBRARIES = {"cnn": ("torch",), "torchvision": ("torch", "torchvision"), "timm": ("torch", "timm")}
+from zoo_core.shipped import LIBRARIES
 
 
 def queries(plugin: str) -> dict[str, tuple[Any, list[str]]]:
@@ -86,12 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: zoo's package data)")
     parser.add_argument("--plugins", default=",".join(LIBRARIES), help="built-in plugins to count (comma-separated)")
+    parser.add_argument("--catalogue-out", type=Path, default=None, help="where to write the catalogue "
+                        "(default: beside the counts)")
     parser.add_argument("--jobs", type=int, default=1, help="processes to count in")
     parser.add_argument("--force", action="store_true", help="count again what the file has for this fingerprint")
     args = parser.parse_args(argv)
 
-    from zoo_core import stats_cache
+    from zoo_core import shipped, stats_cache
     from zoo_core.plugins import get_host
+
+    # every plugin loads live: a fresh cache, and no shipped catalogue to start from
+    os.environ["ZOO_CACHE"] = tempfile.mkdtemp(prefix="zoo-ship-")
+    shipped.CATALOGUE_PATH = Path(os.devnull)
 
     out = args.out or stats_cache.SHIPPED_PATH
     try:
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         info = host.infos.get(name)
         if info is None or not info.builtin or info.status != "ok":
             parser.error(f"the built-in plugin {name} is not loaded here (ZOO_PLUGINS?)")
-        finger = stats_cache.fingerprint(info.module, LIBRARIES[name])
+        finger = shipped.fingerprint(info.module, LIBRARIES[name])
         todo = queries(name)
         previous = old.get(name, {})
         reuse = not args.force and previous.get("versions") == finger["versions"] and \
@@ -134,6 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             plugins.pop(name, None)  # its metadata gives everything
     write(out, plugins)
     print(f"wrote {os.path.relpath(out)}", file=sys.stderr)
+    catalogue_out = args.catalogue_out or out.with_name("catalogue.json.gz")
+    sections = {}
+    for name in LIBRARIES:
+        info = host.infos.get(name)
+        if info is None or not info.builtin or info.status != "ok":
+            parser.error(f"the built-in plugin {name} is not loaded here (ZOO_PLUGINS?)")
+        parts = {part: host.cached(name, part) for part in ("entries", "summary")}
+        if None in parts.values():
+            parser.error(f"the catalogue cache of {name} was not written under {os.environ['ZOO_CACHE']}")
+        sections[name] = {"module": info.module, **shipped.fingerprint(info.module, LIBRARIES[name]), **parts}
+    shipped.write_catalogue(catalogue_out, sections)
+    print(f"wrote {os.path.relpath(catalogue_out)}", file=sys.stderr)
     return 0
 
 

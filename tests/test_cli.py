@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from zoo_core import shipped
 from zoo_core.cli import main
 
 
@@ -430,7 +431,7 @@ def shipped_section_in_force(plugin: str) -> dict:
     from zoo_core import plugins, stats_cache
 
     section = json.loads(stats_cache.SHIPPED_PATH.read_text())["plugins"][plugin]
-    here = stats_cache.fingerprint(section["module"], section["versions"])
+    here = shipped.fingerprint(section["module"], section["versions"])
     if here["versions"] != section["versions"]:
         assert stats_cache.shipped(plugin) == {}  # never another release's numbers
         pytest.skip(f"{plugin}'s counts were made with {section['versions']}, this is {here['versions']}")
@@ -438,6 +439,42 @@ def shipped_section_in_force(plugin: str) -> dict:
         f"the {plugin} plugin's code changed since its counts were made: run python benchmarks/model_stats.py")
     assert plugins.get_host().infos[plugin].module == section["module"]
     return section
+
+
+@pytest.mark.parametrize("plugin", sorted(shipped.LIBRARIES))
+def test_the_shipped_catalogue_is_what_the_hooks_register(plugin):
+    """The catalogue rows zoo ships for a fresh install are, row for row, what the plugin's hooks give here."""
+    from zoo_core.plugins import PluginHost
+
+    section = shipped._catalogue_sections(shipped.CATALOGUE_PATH)[plugin]
+    here = shipped.fingerprint(section["module"], section["versions"])
+    if here["versions"] != section["versions"]:
+        assert shipped.catalogue_part(plugin, section["module"], "entries") is None  # never another release's
+        pytest.skip(f"{plugin}'s catalogue was made with {section['versions']}, this is {here['versions']}")
+    assert here["source"] == section["source"], (
+        f"the {plugin} plugin's code changed since its catalogue was shipped: run python benchmarks/model_stats.py")
+    live = PluginHost(use_cache=False)
+    live.load()
+    shipped_rows = section["entries"]["entries"]
+    rows = {kind: sorted((e.to_cache() for e in live.catalogue.find(kind, plugin=plugin) if e.plugin == plugin),
+                         key=lambda r: r["name"]) for kind in shipped_rows}  # fmt: skip
+    assert rows == {kind: sorted(found, key=lambda r: r["name"]) for kind, found in shipped_rows.items()}
+    assert section["summary"]["hooks"] == live.infos[plugin].hooks
+
+
+def test_a_fresh_install_lists_from_the_shipped_catalogue_without_importing_torch(tmp_path):
+    env = {**os.environ, "ZOO_HOME": str(tmp_path / "fresh"), "ZOO_PLUGINS": "cnn,torchvision,timm"}
+    env.pop("ZOO_CACHE", None)
+    probe = ("import sys; from zoo_core.cli import main; rc = main(['list', '--json']);"
+             "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules), file=sys.stderr);"
+             "sys.exit(rc)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    fresh = json.loads(proc.stdout)
+    assert proc.returncode == 0 and proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+    assert len(fresh) > 1000 and list((tmp_path / "fresh").rglob("timm-*.json"))  # kept as this cache's own
+    again = subprocess.run([sys.executable, "-m", "zoo_core", "list", "--json"], capture_output=True, text=True,
+                           env=env, timeout=300)  # fmt: skip
+    assert json.loads(again.stdout) == fresh
 
 
 @pytest.mark.parametrize("plugin", sorted(SHIPPED_SAMPLE))
@@ -591,7 +628,7 @@ def test_counts_made_with_other_libraries_or_code_are_not_used(capsys, monkeypat
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
     real = json.loads(stats_cache.SHIPPED_PATH.read_text())["plugins"]["cnn"]
-    here = stats_cache.fingerprint(real["module"], real["versions"])
+    here = shipped.fingerprint(real["module"], real["versions"])
     key = next(k for k in real["stats"] if k.startswith("simplecnn|"))
     marked = {**real, **here, "stats": {key: {"num_params": 7, "gmacs": 0.5}}}  # a value no count gives
 

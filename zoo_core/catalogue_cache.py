@@ -57,6 +57,17 @@ class CatalogueCache:
             return None
         return data if self._valid(data, part) else None
 
+    def read_shipped(self, ep: EntryPoint, part: str) -> dict[str, Any] | None:
+        """The part as zoo ships it for a built-in plugin (``zoo_core.shipped``), saved as this cache's own; None
+        where none ships or it does not fit this installation. A fresh install's first command imports no timm."""
+        from zoo_core.shipped import catalogue_part  # only a cache miss pays for reading what ships
+
+        data = catalogue_part(ep.name, ep.value, part)
+        if data is None or not self._valid(data, part):
+            return None
+        self.write(ep, part, {k: v for k, v in data.items() if k != "schema"})
+        return data
+
     def write(self, ep: EntryPoint, part: str, data: dict[str, Any]) -> None:
         """Write the part and remove the plugin's older files of that part."""
         path = self.path(ep, part)

@@ -4,100 +4,70 @@ Everything else in zoo_core is zoo's own and may change between releases; the na
 deprecation. zoo's built-in plugins use this module alone (``tests/test_names.py`` checks), so what they can
 do, a third-party plugin can do. docs/plugins.md ("The plugin API") says what each group is for.
 
-Importing it is cheap: none of these modules imports torch, timm or PIL until a function needs them.
+Importing it costs nothing: a name's module is imported when the name is first taken (zoo's warm commands run
+the registry's hook, and it needs only a few of these), and none imports torch, timm or PIL until a function
+needs them.
 """
 
 from __future__ import annotations
 
-from zoo_core import records
-from zoo_core.adapt import adapt_input_channels, reset_classifier
-from zoo_core.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_torn_writes
-from zoo_core.cli import main as cli_main
-from zoo_core.cli_options import (
-    Choice,
-    data_options,
-    deprecated,
-    device_option,
-    img_size_option,
-    json_option,
-    model_argument,
-    precision_option,
-    the_model,
-)
-from zoo_core.console import command_args, command_line, echo_json, given
-from zoo_core.data_config import create_transform, describe, override, resize_sides, resolve_data_config
-from zoo_core.datasets import (
-    Dataset,
-    Split,
-    batches,
-    convert_channels,
-    from_arrays,
-    list_datasets,
-    load_dataset,
-    num_batches,
-    parse_options,
-    shard_indices,
-    validate,
-)
-from zoo_core.devices import (
-    PRECISIONS,
-    autocast,
-    check_precision,
-    keep_freed_cpu_memory,
-    numerics,
-    resolve_device,
-    set_numerics,
-)
-from zoo_core.distributed import CommunicationError, Distributed, brief, joined, peer_failure, timeout_from_environment
-from zoo_core.environment import environment, utc_now
-from zoo_core.errors import Interrupted, PluginError, UnknownNameError, UsageError, WeightsError, ZooError, first_line
-from zoo_core.features import spatial_layers
-from zoo_core.file_lock import LockBusy, file_lock
-from zoo_core.images import image_mode, load_image, to_true_colours
-from zoo_core.model_stats import count_flops, count_params
-from zoo_core.names import NAME_MAX, TAG_MAX, TAG_RE, ModelRef, check_tag, parse
-from zoo_core.output import check_output, check_plot, image_format, write_output
-from zoo_core.paths import cache_dir, downloads_dir, registry_dir, runs_dir
-from zoo_core.plugins import add_plugin, get_catalogue, refresh_weights, remove_plugin
-from zoo_core.plugins import reset as reset_plugins
-from zoo_core.table import format_table
-from zoo_core.trainers import Reporter, TrainingError, TrainJob
-from zoo_core.weights import (
-    INTERPOLATIONS,
-    PREPROCESSING_FIELDS,
-    Preprocessing,
-    SchemaError,
-    WeightsInfo,
-    check_preprocessing,
-    validate_tag,
-)
+import importlib
+from typing import Any
 
-__all__ = [
+# module -> the names it gives; "name=attr" where the name here is not the module's own
+_FROM: dict[str, str] = {
     # errors: raise these; zoo prints their first line and exits non-zero
-    "Interrupted", "PluginError", "UnknownNameError", "UsageError", "WeightsError", "ZooError", "first_line",
-    # names and weights: the grammar and the weights schema
-    "NAME_MAX", "TAG_MAX", "TAG_RE", "ModelRef", "check_tag", "parse",
-    "INTERPOLATIONS", "PREPROCESSING_FIELDS", "Preprocessing", "SchemaError", "WeightsInfo", "check_preprocessing",
-    "validate_tag", "get_catalogue", "refresh_weights", "reset_plugins", "add_plugin", "remove_plugin",
+    "zoo_core.errors": "Interrupted PluginError UnknownNameError UsageError WeightsError ZooError first_line",
+    # names and weights: the grammar, the weights schema, the catalogue
+    "zoo_core.names": "NAME_MAX TAG_MAX TAG_RE ModelRef check_tag parse",
+    "zoo_core.weights": "INTERPOLATIONS PREPROCESSING_FIELDS Preprocessing SchemaError WeightsInfo "
+                        "check_preprocessing validate_tag",
+    "zoo_core.plugins": "get_catalogue refresh_weights add_plugin remove_plugin reset_plugins=reset",
     # models: adapting a built model, counting it, finding its layers
-    "adapt_input_channels", "reset_classifier", "count_flops", "count_params", "spatial_layers",
+    "zoo_core.adapt": "adapt_input_channels reset_classifier",
+    "zoo_core.model_stats": "count_flops count_params",
+    "zoo_core.features": "spatial_layers",
     # data: datasets, batches, transforms, images
-    "Dataset", "Split", "batches", "convert_channels", "from_arrays", "list_datasets", "load_dataset",
-    "num_batches", "parse_options", "shard_indices", "validate",
-    "create_transform", "describe", "override", "resize_sides", "resolve_data_config",
-    "image_mode", "load_image", "to_true_colours",
+    "zoo_core.datasets": "Dataset Split batches convert_channels from_arrays list_datasets load_dataset num_batches "
+                         "parse_options shard_indices validate",
+    "zoo_core.data_config": "create_transform describe override resize_sides resolve_data_config",
+    "zoo_core.images": "image_mode load_image to_true_colours",
     # training: the job a trainer gets, devices, precision, torchrun
-    "Reporter", "TrainJob", "TrainingError",
-    "PRECISIONS", "autocast", "check_precision", "keep_freed_cpu_memory", "numerics", "resolve_device",
-    "set_numerics",
-    "CommunicationError", "Distributed", "brief", "joined", "peer_failure", "timeout_from_environment",
+    "zoo_core.trainers": "Reporter TrainJob TrainingError",
+    "zoo_core.devices": "PRECISIONS autocast check_precision keep_freed_cpu_memory numerics resolve_device "
+                        "set_numerics",
+    "zoo_core.distributed": "CommunicationError Distributed brief joined peer_failure timeout_from_environment",
     # files: zoo's folders, writes that a kill cannot tear, locks, schema-checked JSON records
-    "cache_dir", "downloads_dir", "registry_dir", "runs_dir",
-    "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "remove_torn_writes",
-    "LockBusy", "file_lock", "records", "environment", "utc_now",
+    "zoo_core.paths": "cache_dir downloads_dir registry_dir runs_dir",
+    "zoo_core.atomic_io": "atomic_write_bytes atomic_write_json atomic_write_text remove_torn_writes",
+    "zoo_core.file_lock": "LockBusy file_lock",
+    "zoo_core.records": "records=",  # the module itself: records.obj, records.load, ...
+    "zoo_core.environment": "environment utc_now",
     # commands: zoo's options, output and tables, and zoo's own command line (for tests)
-    "Choice", "data_options", "deprecated", "device_option", "img_size_option", "json_option", "model_argument",
-    "precision_option", "the_model",
-    "command_args", "command_line", "echo_json", "given",
-    "check_output", "check_plot", "image_format", "write_output", "format_table", "cli_main",
-]  # fmt: skip
+    "zoo_core.cli_options": "Choice data_options deprecated device_option img_size_option json_option "
+                            "model_argument precision_option the_model",
+    "zoo_core.console": "command_args command_line echo_json given",
+    "zoo_core.output": "check_output check_plot image_format write_output",
+    "zoo_core.table": "format_table",
+    "zoo_core.cli": "cli_main=main",
+}  # fmt: skip
+_WHERE: dict[str, tuple[str, str]] = {
+    name: (module, attr if sep else name)
+    for module, names in _FROM.items()
+    for name, sep, attr in (item.partition("=") for item in names.split())
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"zoo_core.plugin_api has no {name!r}; docs/plugins.md lists what it has")
+    module, attr = _WHERE[name]
+    found = importlib.import_module(module)
+    value = getattr(found, attr) if attr else found
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

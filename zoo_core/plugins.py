@@ -508,11 +508,20 @@ class PluginHost:
         """The key of the plugin's cached metadata: other caches of what a plugin registered use it too."""
         return self.cache.key(self._eps[plugin])
 
+    def cached(self, plugin: str, part: str) -> dict[str, Any] | None:
+        """The plugin's cached ``entries`` or ``summary`` as this cache holds it (None where it holds none)."""
+        return self.cache.read(self._eps[plugin], part)
+
     def _cacheable(self, info: PluginInfo) -> bool:
         return self.use_cache and not isinstance(self._eps[info.name], InProcessPlugin)
 
     def _read_cache(self, info: PluginInfo, part: str) -> dict[str, Any] | None:
-        return self.cache.read(self._eps[info.name], part) if self._cacheable(info) else None
+        if not self._cacheable(info):
+            return None
+        found = self.cache.read(self._eps[info.name], part)
+        if found is None and info.builtin:
+            found = self.cache.read_shipped(self._eps[info.name], part)
+        return found
 
     def _write_cache(self, info: PluginInfo, part: str, data: dict[str, Any]) -> None:
         self.cache.write(self._eps[info.name], part, data)

@@ -5,9 +5,8 @@ memory, no weights) and cached per plugin version in ``$ZOO_CACHE/stats/<plugin>
 the plugin's catalogue cache), so that a second ``zoo list --sort params`` reads JSON and imports no torch.
 
 The shipped counts of a plugin are used only where they were counted with the versions of torch and of the
-plugin's library (torchvision, timm) installed here and with the plugin's code as it is here (a digest of
-its sources); otherwise none of that plugin's shipped counts is used, and its models are counted live: a
-new timm may change a model without renaming it, so a count that is merely present may be wrong.
+plugin's library (torchvision, timm) installed here and with the plugin's code as it is here
+(``zoo_core.shipped``); otherwise its models are counted live.
 
 A model with lazy modules (``nn.LazyLinear``) gets its shapes from one dry run at its input size, on the
 meta device, else on the CPU without gradients. A value that cannot be counted (a model that will not build
@@ -17,9 +16,7 @@ or run) is cached as unknown (null) and not tried again for that plugin version.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -32,6 +29,7 @@ from zoo_core import records
 from zoo_core.atomic_io import atomic_write_json
 from zoo_core.catalogue import ModelEntry
 from zoo_core.paths import cache_dir
+from zoo_core.shipped import matches
 
 SCHEMA = 1
 FIELDS = ("num_params", "gmacs")
@@ -104,48 +102,6 @@ def stats_path(plugin: str) -> Path:
 # -- the counts shipped for the built-in plugins ----------------------------------------------------------
 
 
-def release(version: str | None) -> str | None:
-    """``2.4.1+cu121`` -> ``2.4.1``: a local build of a release counts the same."""
-    return version.split("+")[0] if version else None
-
-
-def source_digest(module: str) -> str | None:
-    """A digest of the sources of the package (or module) that ``module`` (an entry point's value) lives in;
-    None when it cannot be found. Edited code gives another digest, a wheel and an editable install the same."""
-    import importlib.util
-
-    top = module.split(":")[0].split(".")[0]
-    try:
-        spec = sys.modules[top].__spec__ if top in sys.modules else importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
-        return None
-    files: list[tuple[str, str]] = []
-    for folder in spec.submodule_search_locations or []:
-        for root, dirs, names in os.walk(folder):
-            dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
-            files += [(os.path.relpath(os.path.join(root, n), folder), os.path.join(root, n))
-                      for n in names if n.endswith(".py")]  # fmt: skip
-    if not files:
-        files = [(os.path.basename(spec.origin), spec.origin)]
-    digest = hashlib.sha256()
-    try:
-        for rel, path in sorted(files):
-            with open(path, "rb") as f:
-                digest.update(rel.replace(os.sep, "/").encode() + b"\0" + f.read() + b"\0")
-    except OSError:
-        return None
-    return digest.hexdigest()[:16]
-
-
-def fingerprint(module: str, libraries: Iterable[str]) -> dict[str, Any]:
-    """What a plugin's counts depend on: the releases of ``libraries`` installed here and the plugin's code."""
-    from zoo_core.environment import package_version
-
-    return {"versions": {lib: release(package_version(lib)) for lib in libraries}, "source": source_digest(module)}
-
-
 @functools.cache
 def _read_shipped(path: Path) -> dict[str, Any]:
     try:
@@ -160,11 +116,7 @@ def _read_shipped(path: Path) -> dict[str, Any]:
 @functools.cache
 def _shipped_for(path: Path, plugin: str, module: str) -> dict[str, dict[str, Any]]:
     section = _read_shipped(path).get(plugin)
-    if not isinstance(section, dict) or section.get("module") != module or not isinstance(section.get("stats"), dict):
-        return {}
-    versions = section.get("versions")
-    recorded = {"versions": versions, "source": section.get("source")}
-    if not isinstance(versions, dict) or fingerprint(module, versions) != recorded:
+    if not matches(section, module) or not isinstance(section.get("stats"), dict):
         return {}  # counted with other libraries or other plugin code: trusting it could show wrong numbers
     return {k: v for k, v in section["stats"].items() if isinstance(v, dict)}
 
