@@ -67,6 +67,7 @@ def main() -> None:
     zoo = args.zoo or shutil.which("zoo")
     if zoo is None:
         sys.exit("benchmark: the `zoo` command is not installed (pip install -e .)")
+    load_before = os.getloadavg()  # other work on the machine slows every figure; the ratios less
     after, after_rounds = measure(zoo, args.runs)
     sides = [after_rounds]
     if args.before_zoo:
@@ -104,6 +105,8 @@ def main() -> None:
         "timm": md.version("timm"),
         "torch": md.version("torch"),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_avg_before": [round(v, 2) for v in load_before],
+        "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "command": recorded_command("catalogue_speed.py", sys.argv[1:]),
     }
     from zoo_core.atomic_io import atomic_write_json

@@ -153,6 +153,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def digits_entry_home(tmp_path_factory: pytest.TempPathFactory, zoo_cache: Path) -> Path:
+    """A ZOO_HOME whose registry holds ``simplecnn.web`` (SimpleCNN trained one epoch on digits) and its run,
+    made once per session by `zoo train` for the tests that only read it (zoo serve's)."""
+    home = tmp_path_factory.mktemp("digits_entry") / "zoo_home"
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_PLUGINS", "ZOO_STRICT_PLUGINS")}
+    trained = subprocess.run([sys.executable, "-m", "zoo_core", "train", "simplecnn", "--dataset", "digits",
+                              "--epochs", "1", "--tag", "web", "--device", "cpu"], capture_output=True, text=True,
+                             env={**env, "ZOO_HOME": str(home), "ZOO_CACHE": str(zoo_cache)}, timeout=600)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    return home
+
+
 
 # -- the Hub-protocol test server (tests/support/hub_server.py), importable from every test as `hub_server` --
 

@@ -610,6 +610,9 @@ def test_lazy_models_are_counted_after_a_dry_run_or_shown_unknown(plugin_path, c
     assert "(1 model with unknown parameters (shown as ?) sorted last)" in out
     code, out, _ = run(capsys, "list", "--plugin", "lazy", "--sort", "params", "--json")
     assert [r.get("num_params") for r in json.loads(out)] == [7690, convs + linear, None]
+    import zoo_core  # the Python API shapes the lazy model too, by building it for real
+
+    assert zoo_core.model_info("lazy:lazynet", stats=True)["num_params"] == convs + linear
 
 
 def test_help_shows_every_command_summary_whole(capsys, monkeypatch):

@@ -242,10 +242,10 @@ def test_two_machines_on_loopback_train_and_publish_once(probe, tmp_path: Path, 
     written = [home for home in homes if home.exists() and any(home.rglob("*"))]
     assert len(written) == 1, "exactly one machine (the one with rank 0) wrote the run and the registry entry"
     files = sorted(str(p.relative_to(written[0])) for p in written[0].rglob("*") if p.is_file())
-    assert [f for f in files if not f.startswith(("registry/.locks", "runs/.locks"))] == [
-        "registry/probe/bnnet/loop/README.md", "registry/probe/bnnet/loop/config.json",
-        "registry/probe/bnnet/loop/metrics.json", "registry/probe/bnnet/loop/model.safetensors",
-        "runs/probe-bnnet-loop/run.json"]  # fmt: skip
+    assert [f for f in files if not f.startswith(("registry/.locks", "runs/.locks", "registry/.weights/"))] == [
+        "registry/probe/bnnet/loop/tag.json", "registry/probe/bnnet/loop/v1/README.md",
+        "registry/probe/bnnet/loop/v1/config.json", "registry/probe/bnnet/loop/v1/metrics.json",
+        "registry/probe/bnnet/loop/v1/model.safetensors", "runs/probe-bnnet-loop/run.json"]  # fmt: skip
     assert sum(out.count("published bnnet.loop") for out, _ in outputs) == 1
 
     monkeypatch.setenv("ZOO_HOME", str(written[0]))

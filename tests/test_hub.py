@@ -78,6 +78,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def tensors(data: bytes | Path) -> bytes:
+    """A safetensors file's tensor bytes, after its header: a push adds the version and lineage to the header only."""
+    data = data.read_bytes() if isinstance(data, Path) else data
+    return data[8 + int.from_bytes(data[:8], "little") :]
+
+
 def card_meta(server: HubServer, repo: str) -> dict:
     text = server.file(repo, "README.md").decode()
     return yaml.safe_load(text.split("---\n")[1])
@@ -128,12 +134,16 @@ def test_push_then_pull_elsewhere_gives_identical_weights_and_accuracy(hub, caps
     assert out.splitlines()[0] == (f"pushed simplecnn.d1 to alice/digits@{commit[:12]} (main): model.safetensors, "
                                    "config.json, README.md")  # fmt: skip
     assert hub.files("alice/digits") == [".gitattributes", "README.md", "config.json", "model.safetensors"]
-    assert sha256(hub.file("alice/digits", "model.safetensors")) == original.sha256  # the very bytes
+    pushed_file = hub.file("alice/digits", "model.safetensors")
+    assert tensors(pushed_file) == tensors(original.weights_path)  # the very tensor bytes; the header says more:
+    header = json.loads(pushed_file[8 : 8 + int.from_bytes(pushed_file[:8], "little")])["__metadata__"]
+    assert (header["zoo_pushed_from"], header["zoo_tag_version"]) == ("cnn:simplecnn.d1@1", "1")
+    assert json.loads(header["zoo_lineage"])["dataset"]["name"] == "digits"
     assert len(hub.state.requests("POST", "/commit/")) == 1  # one commit
 
     config = json.loads(hub.file("alice/digits", "config.json"))
     assert config["architecture"] == "cnn:simplecnn" and config["label_names"] == DIGITS
-    assert config["zoo"]["files"] == {"model.safetensors": original.sha256}
+    assert config["zoo"]["files"] == {"model.safetensors": sha256(pushed_file)}
     assert config["zoo"]["model_kwargs"] == original.config["model_kwargs"]
     meta = card_meta(hub, "alice/digits")
     assert meta["license"] == "mit" and meta["library_name"] == "zoo" and meta["datasets"] == ["digits"]
@@ -149,9 +159,9 @@ def test_push_then_pull_elsewhere_gives_identical_weights_and_accuracy(hub, caps
     code, out, err = run(capsys, "pull", "alice/digits")
     assert code == 0, err
     assert out.strip() == f"pulled alice/digits@{commit[:12]} as simplecnn.hub-alice-digits (sha256 " \
-                          f"{original.sha256[:16]}...)"  # fmt: skip
+                          f"{sha256(pushed_file)[:16]}...)"  # fmt: skip
     pulled = store.get("simplecnn", "hub-alice-digits")
-    assert pulled.sha256 == original.sha256 == sha256(pulled.weights_path.read_bytes())
+    assert pulled.sha256 == sha256(pushed_file) == sha256(pulled.weights_path.read_bytes())  # pulled byte for byte
     info = zoo_core.weights_info("simplecnn.hub-alice-digits")
     assert (info.source, info.hf_hub_id, info.license) == ("hub", "alice/digits", "mit")
     assert info.extra["origin"] == "hf-hub:alice/digits" and info.extra["revision"] == commit
@@ -209,7 +219,7 @@ def test_the_saved_login_token_works_and_a_private_repo_needs_one(hub, capsys, t
     assert code == 2 and "(or it is private and no token is set)" in error_line(err)
     monkeypatch.setenv("HF_TOKEN", ALICE)
     assert run(capsys, "pull", "zoo-org/private-digits")[0] == 0
-    assert store.get("simplecnn", "hub-zoo-org-private-digits").sha256 == entry.sha256
+    assert tensors(store.get("simplecnn", "hub-zoo-org-private-digits").weights_path) == tensors(entry.weights_path)
     assert "push " in run(capsys, "--help")[1] and "pull " in run(capsys, "--help")[1]
 
 
@@ -263,7 +273,7 @@ def test_timm_loads_a_pushed_timm_model_and_a_dropped_download_resumes(hub, caps
     assert code == 0, err
     ranges = [r for r in weight_gets(hub) if r[2] == 206]
     assert ranges, "the dropped download did not resume with a Range request"
-    assert store.get("timm:resnet10t", "hub-alice-tiny-resnet").sha256 == entry.sha256
+    assert tensors(store.get("timm:resnet10t", "hub-alice-tiny-resnet").weights_path) == tensors(entry.weights_path)
 
 
 # -- sharding, branches and pull requests ------------------------------------------------------------------------
@@ -316,7 +326,8 @@ def test_push_to_a_branch_and_as_a_pull_request(hub, capsys, tmp_path, monkeypat
     fresh_home(tmp_path, monkeypatch, "elsewhere")
     assert run(capsys, "pull", "alice/digits@dev")[0] == 0
     dev = store.get("simplecnn", "hub-alice-digits-dev")
-    assert dev.sha256 == d2.sha256 and dev.config["revision"] == hub.head("alice/digits", "dev")
+    assert tensors(dev.weights_path) == tensors(d2.weights_path) and dev.config["revision"] == hub.head(
+        "alice/digits", "dev")  # fmt: skip
     model = zoo_core.create_model("hf-hub:alice/digits@refs/pr/1")
     assert model.zoo_spec["tag"] == "hub-alice-digits-refs-pr-1"
 
@@ -434,7 +445,7 @@ def test_a_500_on_the_commit_fails_cleanly_and_running_again_sends_only_the_comm
     code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/digits")
     assert code == 0, err
     assert len(hub.state.requests("PUT")) == puts  # the weights had arrived the first time
-    assert sha256(hub.file("alice/digits", "model.safetensors")) == entry.sha256
+    assert tensors(hub.file("alice/digits", "model.safetensors")) == tensors(entry.weights_path)
     assert store.get("simplecnn", "d1").config["pushed"][0]["commit"] == hub.head("alice/digits")
 
 
@@ -444,7 +455,7 @@ def test_a_dropped_upload_is_retried_and_one_that_keeps_failing_is_one_line(hub,
     hub.state.faults["lfs_drop"] = 1  # huggingface_hub retries the upload once the connection drops
     code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/once")
     assert code == 0, err
-    assert sha256(hub.file("alice/once", "model.safetensors")) == entry.sha256
+    assert tensors(hub.file("alice/once", "model.safetensors")) == tensors(entry.weights_path)
     assert len(hub.state.requests("PUT")) == 1  # the dropped attempt got no answer, the retry did
 
     import huggingface_hub.utils._http as hf_http
@@ -471,7 +482,7 @@ def test_a_dropped_upload_is_retried_and_one_that_keeps_failing_is_one_line(hub,
 
     hub.state.faults["lfs_drop"] = 0
     assert run(capsys, "push", "simplecnn.d1", "--repo", "alice/flaky")[0] == 0
-    assert sha256(hub.file("alice/flaky", "model.safetensors")) == entry.sha256
+    assert tensors(hub.file("alice/flaky", "model.safetensors")) == tensors(entry.weights_path)
 
 
 def test_pull_failures_are_one_line_and_leave_the_registry_alone(hub, capsys, tmp_path, monkeypatch):
@@ -583,7 +594,7 @@ def test_push_to_a_hub_that_never_answers_changes_nothing_here_or_there(hub, cap
 
     code, _, err = run(capsys, "push", "simplecnn.d1", "--repo", "alice/ok2")
     assert code == 0, err
-    assert sha256(hub.file("alice/ok2", "model.safetensors")) == entry.sha256
+    assert tensors(hub.file("alice/ok2", "model.safetensors")) == tensors(entry.weights_path)
 
 
 @pytest.mark.parametrize("command", [("info", "hf-hub:alice/digits"),
@@ -616,7 +627,7 @@ def test_a_slow_download_that_keeps_moving_is_not_cut_off_and_a_stalled_one_is(h
     hub.state.pace = 0.3  # the weights arrive in eighths 0.3 s apart: 2.4 s in all, more than the timeout
     code, _, err, seconds = timed(capsys, "pull", "alice/digits", "--timeout", "1")
     assert code == 0 and seconds > 2.4, (seconds, err)
-    assert store.get("simplecnn", "hub-alice-digits").sha256 == entry.sha256
+    assert tensors(store.get("simplecnn", "hub-alice-digits").weights_path) == tensors(entry.weights_path)
 
     fresh_home(tmp_path, monkeypatch, "third")
     hub.state.pace = 0.0
@@ -628,7 +639,7 @@ def test_a_slow_download_that_keeps_moving_is_not_cut_off_and_a_stalled_one_is(h
     assert store.list_entries() == []
     code, _, err = run(capsys, "pull", "alice/digits", "--timeout", "1")
     assert code == 0, err
-    assert store.get("simplecnn", "hub-alice-digits").sha256 == entry.sha256
+    assert tensors(store.get("simplecnn", "hub-alice-digits").weights_path) == tensors(entry.weights_path)
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [
@@ -682,38 +693,41 @@ def nested(depth: int) -> list:
 DELETE = object()
 WHERE = "alice/bad@0123456789ab"
 BAD_CONFIGS = [  # (field, value, exit code, the error's message after "WHERE: ")
-    ("zoo.hub_format", "2", 1, "config.json field 'zoo.hub_format' must be an integer from 1, got '2'"),
-    ("zoo.hub_format", 0, 1, "config.json field 'zoo.hub_format' must be an integer from 1, got 0"),
-    ("zoo.hub_format", 7, 2, "was pushed by a newer zoo (format 7; this zoo reads up to 1); upgrade zoo"),
-    ("zoo.architecture", DELETE, 1, "config.json has no field 'zoo.architecture'"),
+    ("zoo.hub_format", "2", 1, "config.json: field 'zoo.hub_format' must be an integer >= 1, got '2'"),
+    ("zoo.hub_format", 0, 1, "config.json: field 'zoo.hub_format' must be an integer >= 1, got 0"),
+    ("zoo.hub_format", 7, 2, "written by a newer zoo (zoo.hub_format 7; this zoo reads up to 1); upgrade zoo"),
+    ("zoo.architecture", DELETE, 1, "config.json: field 'zoo.architecture' is missing"),
     ("zoo.architecture", ["cnn:simplecnn"], 1, "field 'zoo.architecture' must be a string of 1 to 129 characters"),
     ("zoo.architecture", "simplecnn", 1, "field 'zoo.architecture' must be a qualified model name, PLUGIN:MODEL"),
     ("zoo.architecture", "hf-hub:alice/other", 1, "field 'zoo.architecture' must be a qualified model name"),
-    ("zoo.tag", 5, 1, "config.json field 'zoo.tag' must be a string of 1 to 96 characters, got 5"),
+    ("zoo.tag", 5, 1, "config.json: field 'zoo.tag' must be a string of 1 to 96 characters, got 5"),
     ("zoo.tag", "../../etc", 1, "field 'zoo.tag' must be a tag (letters, digits, '_' and '-'), got '../../etc'"),
-    ("zoo.files", DELETE, 1, "config.json has no field 'zoo.files'"),
+    ("zoo.files", DELETE, 1, "config.json: field 'zoo.files' is missing"),
     ("zoo.files", [], 1, "field 'zoo.files' must be an object of 1 to 10,000 weights files, got []"),
     ("zoo.files", {"../model.safetensors": "ab" * 32}, 1, "field 'zoo.files' must be model.safetensors, or "),
     ("zoo.files", {"model.safetensors": "x"}, 1, "field 'zoo.files.model.safetensors' must be a sha256"),
     ("zoo.files", {"model.safetensors.index.json": "ab" * 32, "model-00001-of-00002.safetensors": "ab" * 32}, 1,
      "field 'zoo.files' must be model.safetensors, or model.safetensors.index.json and shards"),
     ("zoo.model_kwargs", "num_classes=10", 1, "field 'zoo.model_kwargs' must be an object, got 'num_classes=10'"),
-    ("zoo.model_kwargs.num_classes", "10", 1, "field 'zoo.model_kwargs.num_classes' must be an integer, got '10'"),
+    ("zoo.model_kwargs.num_classes", "10", 1,
+     "field 'zoo.model_kwargs.num_classes' must be an integer from 1 to 10,000,000, got '10'"),
     ("zoo.model_kwargs.num_classes", 10**12, 1,
-     "field 'zoo.model_kwargs.num_classes' must be an integer from -10,000,000 to 10,000,000"),
+     "field 'zoo.model_kwargs.num_classes' must be an integer from 1 to 10,000,000, got 1000000000000"),
+    ("zoo.model_kwargs.input_size", [8, 10**12], 1,
+     "field 'zoo.model_kwargs.input_size[1]' must be an integer from -10,000,000 to 10,000,000, got 1000000000000"),
     ("zoo.labels", "0123456789", 1, "field 'zoo.labels' must be a list of at most 100,000 strings"),
     ("zoo.labels", [str(i) for i in range(200_000)], 1, "field 'zoo.labels' must be a list of at most 100,000 strings"),
     ("zoo.labels", [0, 1], 1, "field 'zoo.labels[0]' must be a string of at most 1,000 characters, got 0"),
     ("zoo.preprocessing.input_size", [1, 10**9, 8], 1,
-     "field 'zoo.preprocessing.input_size' must be an integer from 1 to 16,384, got 1000000000"),
+     "field 'zoo.preprocessing.input_size[1]' must be an integer from 1 to 16,384, got 1000000000"),
     ("zoo.preprocessing.mean", "0.3", 1, "field 'zoo.preprocessing.mean' must be a list of 1 to 64 numbers"),
     ("zoo.preprocessing.gamma", 2.2, 1, "field 'zoo.preprocessing.gamma' must be one of crop_mode, crop_pct"),
     ("zoo.metrics", {"top1": float("nan")}, 1, "field 'zoo.metrics' must be plain JSON with finite numbers"),
     ("zoo.training", {"recipe": nested(40)}, 1, "field 'zoo.training' must be JSON nested at most 32 deep"),
     ("zoo.num_params", -1, 1, "field 'zoo.num_params' must be an integer from 0 to 10,000,000,000,000, got -1"),
-    ("zoo.num_params", True, 1, "field 'zoo.num_params' must be an integer, got True"),
+    ("zoo.num_params", True, 1, "field 'zoo.num_params' must be an integer from 0 to 10,000,000,000,000, got True"),
     ("zoo.license", {"id": "mit"}, 1, "field 'zoo.license' must be a string of 1 to 100 characters"),
-    ("zoo", ["not", "an", "object"], 1, "config.json field 'zoo' must be an object, got ['not', 'an', 'object']"),
+    ("zoo", ["not", "an", "object"], 1, "config.json: field 'zoo' must be an object, got ['not', 'an', 'object']"),
 ]
 
 
@@ -746,7 +760,7 @@ def commit_config(hub: HubServer, repo: str, content: bytes) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (json.dumps(mutated("zoo.hub_format", "2")).encode(), "config.json field 'zoo.hub_format' must be an integer"),
+    (json.dumps(mutated("zoo.hub_format", "2")).encode(), "config.json: field 'zoo.hub_format' must be an integer"),
     (json.dumps(mutated("zoo.files", {"model.safetensors": None})).encode(), "field 'zoo.files.model.safetensors'"),
     (b"[" * 200_000 + b"]" * 200_000, "config.json is not readable JSON"),
     (b"\xff\xfe{}", "config.json is not readable JSON"),

@@ -249,12 +249,7 @@ def test_running_out_of_device_memory_is_a_one_line_error(monkeypatch, capsys: p
 
 
 def test_settings_are_checked_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
-    store.publish(zoo_core.create_model("simplecnn", num_classes=10, in_chans=1, input_size=8),
-                  model_name="simplecnn", tag="taken", labels=[str(i) for i in range(10)],
-                  model_kwargs={"num_classes": 10, "in_chans": 1, "input_size": [8, 8]},
-                  preprocessing={"input_size": [1, 8, 8], "mean": [0.3], "std": [0.4]})  # fmt: skip
     for args, message in [
-        (["--tag", "taken"], "already published"),
         (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "--device cuda"),
         (["--epochs", "0"], "--epochs"),
         (["--data-opt", "nope"], "KEY=VALUE"),
@@ -262,7 +257,6 @@ def test_settings_are_checked_before_any_work(capsys: pytest.CaptureFixture[str]
     ]:
         code, _, err = run_cli(capsys, "train", "simplecnn", "--dataset", "digits", *args)
         assert code == 2 and message in err and err.count("\n") == 1, (args, err)
-    assert not (runs_root() / "cnn-simplecnn-taken").exists()
     with pytest.raises(UsageError, match="unknown model"):
         train("simplecnnn", "digits")
 

@@ -5,7 +5,6 @@ Importing zoo_core is cheap: torch, torchvision and timm load only when a model 
 
 from __future__ import annotations
 
-from zoo_core.data_config import create_transform, resolve_data_config
 from zoo_core.errors import PluginError, UnknownNameError, UsageError, WeightsError, ZooError
 from zoo_core.hookspecs import hookimpl
 from zoo_core.models import create_model, list_models, model_info
@@ -27,14 +26,12 @@ __all__ = [
     "ZooError",
     "__version__",
     "create_model",
-    "create_transform",
     "get_catalogue",
     "hookimpl",
     "list_models",
     "model_info",
     "parse",
     "resolve",
-    "resolve_data_config",
     "resolve_weights",
     "weights_info",
 ]

@@ -1,4 +1,4 @@
-"""The catalogue: every model, dataset and trainer the plugins registered, validated and resolvable by name.
+"""The catalogue: every model, dataset, trainer and recipe the plugins registered, validated and resolvable by name.
 
 Names: every entry has a qualified name ``plugin:name`` that always works. A bare name means the entry
 of the plugin with the highest precedence: zoo's own plugins, then torchvision, then timm, then
@@ -27,7 +27,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MODEL_KEYS = {
     "family", "description", "input_size", "mean", "std", "num_classes", "min_input_size", "takes_input_size",
-    "takes_features_only", "pretrained", "default_tag", "gradcam_layer",
+    "takes_features_only", "pretrained", "default_tag", "gradcam_layer", "num_params", "gmacs",
 }  # fmt: skip
 
 
@@ -201,6 +201,13 @@ def validate_model_metadata(name: str, builder: Any, metadata: dict[str, Any]) -
         if not isinstance(metadata["gradcam_layer"], str) or not metadata["gradcam_layer"]:
             raise ValueError(f"model {name!r}: gradcam_layer must be a module name such as 'features.7'")
         meta["gradcam_layer"] = metadata["gradcam_layer"]
+    # Counts of the model as create_model(name) builds it, at input_size: `zoo list` then counts nothing.
+    for key, kind in (("num_params", int), ("gmacs", (int, float))):
+        value = metadata.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+                raise ValueError(f"model {name!r}: {key} must be a positive number, got {value!r}")
+            meta[key] = value
     pretrained = metadata.get("pretrained") or {}
     if not isinstance(pretrained, dict):
         raise ValueError(f"model {name!r}: pretrained must be a dict of tag -> metadata")
@@ -239,7 +246,7 @@ def _floats(name: str, key: str, value: Any) -> list[float]:
 class Catalogue:
     """Entries by kind, in plugin precedence order, with bare and qualified name lookup."""
 
-    KINDS = ("model", "dataset", "trainer", "command")
+    KINDS = ("model", "dataset", "trainer", "command", "recipe")
 
     def __init__(self, plugin_order: list[str]) -> None:
         self.plugin_order = plugin_order

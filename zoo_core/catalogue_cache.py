@@ -4,7 +4,7 @@ plugin, torch or timm.
 Two files per plugin under ``$ZOO_CACHE/catalogue``: ``<plugin>-<key>.json`` (models, datasets, trainers) and
 ``<plugin>-<key>.summary.json`` (hooks, command names and help: all that ``zoo --help`` reads). The key hashes
 the plugin's distribution, its version, its requirements' installed versions and its module's mtime (for a
-package, also its newest ``.py`` file: an editable install changes in place). A file that is missing,
+package, also its newest ``.py`` or ``.json`` file: an editable install changes in place). A file that is missing,
 unreadable or of the wrong shape reads as None, and the host rebuilds it.
 """
 
@@ -130,13 +130,14 @@ def _valid_row(row: Any) -> bool:
 
 
 def _newest_source(folders: Iterable[str], limit: int = 500) -> float:
-    """The newest mtime of a package's ``.py`` files (the first ``limit`` of them, so that a plugin inside a
-    huge package costs little): an edit to any module of an editable plugin shows at once."""
+    """The newest mtime of a package's ``.py`` and ``.json`` files (the first ``limit`` of them, so that a plugin
+    inside a huge package costs little): an edit to any module, or to data a hook registers (recipes), of an
+    editable plugin shows at once."""
     newest, seen = 0.0, 0
     for folder in folders:
         for root, dirs, files in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
-            for name in sorted(f for f in files if f.endswith(".py")):
+            for name in sorted(f for f in files if f.endswith((".py", ".json"))):
                 newest = max(newest, os.path.getmtime(os.path.join(root, name)))
                 seen += 1
                 if seen >= limit:

@@ -9,6 +9,7 @@ and its exit code, through ``main``.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Any
@@ -353,7 +354,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("zoo: interrupted", err=True)
         return 130
+    except OSError as e:  # a full disk or a folder zoo may not write, wherever it struck: the machine's, not a bug
+        hint = _DISK_HINTS.get(e.errno or 0)
+        if hint is None:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        click.echo(f"zoo: error: {e.strerror or e}{where}; {hint}, then run the command again", err=True)
+        return 1
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+# What to do about the OSErrors a command cannot help (zoo's writes are atomic: what was saved before is whole).
+_DISK_HINTS = {
+    errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space (a quota is full)",
+    errno.EACCES: "make its folder writable", errno.EPERM: "make its folder writable",
+    errno.EROFS: "it is on a read-only file system: set ZOO_HOME to a writable folder",
+}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,6 +53,18 @@ def zoo_register_trainers(register: Any) -> None:
 
 
 @hookspec
+def zoo_register_recipes(register: Any) -> None:
+    """Register training recipes, as data: ``register(name, **recipe)``.
+
+    A recipe names the ``model`` and ``dataset`` it trains, the ``train`` settings (``zoo train`` options:
+    ``epochs``, ``batch_size``, ``optimizer``, ``lr``, ``schedule``, ``augment``, ``precision``, ``trainer``,
+    ...) and what it reaches: ``expected`` (``top1``, ``time_s`` and the ``hardware`` they were measured on).
+    Everything must be JSON; the result is cached per plugin version like the models. ``zoo train --recipe
+    NAME`` runs it, and options given on the command line override it.
+    """
+
+
+@hookspec
 def zoo_register_weights(register: Any) -> None:
     """Register weights kept outside a plugin's code: ``register(model, tag, loader, default=False, **metadata)``.
 

@@ -156,9 +156,11 @@ def model_info(name: str | ModelRef | Resolved, stats: bool = True) -> dict[str,
     }
     if stats:
         from zoo_core.isolation import run_plugin_code
-        from zoo_core.model_stats import count_gmacs, count_params
+        from zoo_core.model_stats import count_gmacs, count_params, has_uninitialised, materialize
 
         model = entry.build(num_classes=entry.num_classes)
+        if has_uninitialised(model):  # lazy modules get their shapes from one pass at the input size
+            run_plugin_code(entry.plugin, f"running model '{entry.name}'", materialize, model, tuple(entry.input_size))
         info["num_params"] = count_params(model)
         gmacs = run_plugin_code(entry.plugin, f"running model '{entry.name}'", count_gmacs, model,
                                 tuple(entry.input_size))  # fmt: skip

@@ -20,7 +20,7 @@ from zoo_core.entry_points import find_entry_points
 from zoo_core.plugins import ZOO_DIST, PluginHost, PluginInfo
 from zoo_core.requirements import unmet
 
-KINDS = ("model", "dataset", "trainer", "command")
+KINDS = ("model", "dataset", "trainer", "command", "recipe")
 
 
 @dataclass

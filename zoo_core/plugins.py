@@ -35,13 +35,15 @@ from zoo_core.entry_points import EntryPoint, find_entry_points
 from zoo_core.errors import PluginError, first_line
 from zoo_core.isolation import run_plugin_code
 from zoo_core.names import parse
+from zoo_core.recipes import validate_recipe
 from zoo_core.weights import validate_tag
 
 ZOO_DIST = "zoo"  # the distribution whose entry points are the built-in plugins
 # The built-in plugins' precedence: a bare name means the first of these that has it (`resnet50` is
 # torchvision's). A built-in missing here ranks after these; third-party plugins follow alphabetically.
 BUILTIN_ORDER = ("cnn", "torchvision", "timm", "data", "train", "registry", "bench", "vision")
-ENTRY_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset", "zoo_register_trainers": "trainer"}
+ENTRY_HOOKS = {"zoo_register_models": "model", "zoo_register_datasets": "dataset", "zoo_register_trainers": "trainer",
+               "zoo_register_recipes": "recipe"}  # fmt: skip
 COMMAND_HOOK = "zoo_register_commands"
 LIVE_HOOKS = ("zoo_register_weights",)
 RESOLVE_HOOK = "zoo_resolve_model"
@@ -364,6 +366,20 @@ class PluginHost:
     def _register_callback(self, kind: str, info: PluginInfo, out: list[Entry]) -> Callable[..., None]:
         seen: set[str] = set()
 
+        def once(name: str) -> None:
+            if name in seen:
+                raise ValueError(f"{kind} {name!r} registered twice by plugin '{info.name}'")
+            seen.add(name)
+
+        if kind == "recipe":  # data, not code: no builder to keep
+
+            def register_recipe(name: str, **recipe: Any) -> None:
+                entry = Entry(name, info.name, validate_recipe(name, recipe), kind=kind)
+                once(name)
+                out.append(entry)
+
+            return register_recipe
+
         def register(name: str, builder: Callable[..., Any], **metadata: Any) -> None:
             if kind == "model":
                 meta = validate_model_metadata(name, builder, metadata)
@@ -376,9 +392,7 @@ class PluginHost:
                 except (TypeError, ValueError) as e:
                     raise ValueError(f"{kind} {name!r}: metadata is not JSON-able ({e})") from None
                 entry = Entry(name, info.name, dict(metadata), kind=kind)
-            if name in seen:
-                raise ValueError(f"{kind} {name!r} registered twice by plugin '{info.name}'")
-            seen.add(name)
+            once(name)
             entry._builder = builder
             entry.builder_ref = callable_ref(builder)
             out.append(entry)

@@ -60,9 +60,10 @@ class StatsQuery:
 
 
 def model_query(entry: ModelEntry) -> StatsQuery:
-    """The model as ``create_model(name)`` builds it, at its input size."""
+    """The model as ``create_model(name)`` builds it, at its input size (counts its plugin declares for it, too)."""
     kwargs = {"num_classes": entry.num_classes}
-    return StatsQuery(entry, kwargs, entry.input_size, _known(entry, kwargs, entry.input_size))
+    declared = {f: entry.metadata[f] for f in FIELDS if entry.metadata.get(f) is not None}
+    return StatsQuery(entry, kwargs, entry.input_size, {**declared, **_known(entry, kwargs, entry.input_size)})
 
 
 def tag_query(entry: ModelEntry, tag: str) -> StatsQuery:

@@ -23,6 +23,7 @@ def evaluate(built: Any, settings: Any, report: Any) -> dict[str, Any]:
     result = evaluate_published(
         f"{built.qualified}.{built.tag}", settings.dataset, settings.data_dir, device=settings.device,
         batch_size=settings.batch_size, precision=precision,
+        module=built.model if getattr(built.model, "zoo_runtime", None) else None,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     report("evaluate", 1, 1)

@@ -22,7 +22,7 @@ SETTINGS_PARAMS = {
     "device": "device", "mode": "mode", "batch_size": "batch_size", "img_size": "img_size",
     "precision": "precision", "channels_last": "channels_last", "compile_": "compile",
     "compile_mode": "compile_mode", "warmup": "warmup", "iters": "iters", "weights": "weights",
-    "dataset": "dataset", "data_dir": "data_dir",
+    "dataset": "dataset", "data_dir": "data_dir", "runtime": "runtime", "int8": "int8",
 }  # fmt: skip
 CONFIRM_ABOVE = 20
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -99,6 +99,9 @@ def _jobs(ctx: click.Context, patterns: list[str], suite: str | None, preset: st
 @click.option("--weights", metavar="TAG", help="Deprecated: name the weights as MODEL.TAG.")
 @click.option("--dataset", metavar="NAME", help="Also measure top-1/top-5 on this dataset's test split.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset lives, if it needs one.")
+@click.option("--runtime", type=Choice(("torch", "onnxruntime")), default="torch", show_default=True,
+              help="Eager torch, or the weights' verified ONNX export in onnxruntime (made if none is stored).")
+@click.option("--int8", is_flag=True, help="With --runtime onnxruntime: the int8 export.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write timm-compatible CSV here.")
 @click.option(

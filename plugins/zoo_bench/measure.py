@@ -52,6 +52,7 @@ class Built:
     input_shape: tuple[int, int, int]
     num_classes: int
     flops: int  # of one sample's forward pass at input_shape
+    params: int | None = None  # of the eager model, where ``model`` is an export that has no parameters
 
 
 def build(spec: str, settings: BenchSettings, device: str) -> Built:
@@ -80,7 +81,23 @@ def build(spec: str, settings: BenchSettings, device: str) -> Built:
             reason = first_line(first)
             raise UsageError(f"{entry.qualified} does not run at --img-size {shape[1]}: {reason}") from None
     classes = int(model.zoo_spec["num_classes"])
-    return Built(model, entry.qualified, tag, shape, classes, flops)
+    params = count_params(model)
+    if settings.runtime != "torch":
+        model = _exported(found, model, settings, shape, device)
+    return Built(model, entry.qualified, tag, shape, classes, flops, params)
+
+
+def _exported(found: Any, model: Any, settings: BenchSettings, shape: tuple[int, ...], device: str) -> Any:
+    """The verified ONNX export of the weights (zoo_export), made if none is stored, as a module."""
+    from zoo_export.runtime import check_runtime, runtime_model
+
+    check_runtime(settings.runtime, settings.int8)
+    if found.weights is None:
+        raise UsageError(f"--runtime onnxruntime runs a verified export of trained weights: name them as "
+                         f"{found.display}.TAG")  # fmt: skip
+    if tuple(found.weights.preprocessing.input_size) != tuple(shape):
+        raise UsageError("--runtime onnxruntime runs the export at the weights' own input size; drop --img-size")
+    return runtime_model(found.ref, int8=settings.int8, default_calib=settings.dataset, device=device, model=model)
 
 
 def _probe(model: Any, shape: tuple[int, int, int], device: str, channels_last: bool) -> int:
@@ -271,10 +288,12 @@ def measure(spec: str, settings: BenchSettings, progress: ProgressFn | None = No
             progress({"model": spec, "phase": "build", "stage": "build", "done": 0, "total": 1})
         built = build(spec, settings, device)
         env["img_size"] = built.input_shape[-1]
+        runtime = getattr(built.model, "zoo_runtime", None) or {"runtime": "torch", "provider": None}
+        env.update(runtime=runtime["runtime"], provider=runtime.get("provider"), export=runtime.get("export"))
         record.update(
             qualified=built.qualified,
             tag=built.tag,
-            param_count=count_params(built.model),
+            param_count=built.params if built.params is not None else count_params(built.model),
             input_size=list(built.input_shape),
             gmacs=significant(built.flops / 2 / 1e9),
         )

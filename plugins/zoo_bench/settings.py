@@ -9,6 +9,7 @@ from typing import Any
 from zoo_core.plugin_api import UsageError
 
 MODES = ("infer", "train", "both")
+RUNTIMES = ("torch", "onnxruntime")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 # --preset values; options given on the command line override them. CUDA graphs (reduce-overhead)
@@ -42,6 +43,8 @@ class BenchSettings:
     weights: str | None = None
     dataset: str | None = None
     data_dir: str | None = None
+    runtime: str = "torch"  # onnxruntime: the weights' verified ONNX export (zoo_export)
+    int8: bool = False  # with onnxruntime: the int8 export
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -55,6 +58,13 @@ class BenchSettings:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.warmup is not None and self.warmup < 0:
             raise UsageError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.runtime not in RUNTIMES:
+            raise UsageError(f"unknown runtime '{self.runtime}'; use one of {', '.join(RUNTIMES)}")
+        if self.int8 and self.runtime != "onnxruntime":
+            raise UsageError("--int8 runs the int8 ONNX export: add --runtime onnxruntime")
+        if self.runtime != "torch" and (self.mode != "infer" or self.compile or self.precision != "fp32"):
+            raise UsageError("--runtime onnxruntime measures inference of the fp32 (or --int8) export: use --mode "
+                             "infer, --precision fp32 and no --compile")  # fmt: skip
 
     @property
     def modes(self) -> tuple[str, ...]:

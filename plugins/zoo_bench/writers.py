@@ -26,7 +26,7 @@ TIMM_COLUMNS = [
 PHASE_EXTRAS = ["samples_per_sec_mean", "step_time_p90", "peak_mem_mb", "tflops", "peak_share", "unstable"]
 UNSTABLE_MARK = "!"
 ENV_COLUMNS = [
-    "device", "device_name", "precision", "tf32", "channels_last", "compile", "compile_mode",
+    "device", "device_name", "precision", "tf32", "channels_last", "compile", "compile_mode", "runtime", "provider",
     "torch", "cuda", "cudnn", "date", "command",
 ]  # fmt: skip
 CSV_COLUMNS = [
@@ -129,6 +129,8 @@ def table(records: list[dict[str, Any]]) -> str:
         lines.append(
             f"{env.get('device_name')} ({env.get('device')}), {' '.join(flags)}, tf32={env.get('tf32')}, "
             f"torch {env.get('torch')}"
+            + (f", {env['runtime']} {env.get('provider')} ({env.get('export')} export)"
+               if env.get("runtime") not in (None, "torch") else "")
             + (f", CUDA {env['cuda']}" if env.get("device") != "cpu" else "")
             + ("; % peak unknown on CPU" if env.get("device") == "cpu" else "")
         )

@@ -46,6 +46,7 @@ def _read_cache(path: Path) -> Dataset | None:
 
 
 def _write_cache(path: Path, dataset: Dataset) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {}
@@ -58,7 +59,7 @@ def _write_cache(path: Path, dataset: Dataset) -> None:
     try:
         save_file(tensors, str(tmp), metadata={"zoo_dataset": json.dumps(meta)})
         os.replace(tmp, path)  # a reader sees the whole cache file or none
-    except OSError:  # a read-only cache makes zoo slower, not broken
+    except (OSError, SafetensorError):  # a read-only or full cache makes zoo slower, not broken
         tmp.unlink(missing_ok=True)
 
 

@@ -99,17 +99,25 @@ def _display_ref(model: str, tag: str) -> str:
 
 @click.command("train")
 @model_argument
-@data_options()
+@data_options(required_dataset=False)
+@click.option("--recipe", metavar="NAME",
+              help="Train a recipe from `zoo recipes`: its model, dataset and settings; the options given here "
+              "override it (and are recorded in the run).")  # fmt: skip
 @click.option("--epochs", type=int, help="Epochs to train (default 10).")
 @click.option("--batch-size", type=int, help="Images per step (default 64).")
 @click.option("--lr", type=float, help="Learning rate (default 1e-3).")
-@click.option("--optimizer", type=Choice(OPTIMIZERS), help="adam (default) or sgd (momentum 0.9).")
+@click.option("--optimizer", type=Choice(OPTIMIZERS),
+              help="adam (default), sgd (momentum 0.9) or nesterov (SGD with Nesterov momentum).")
 @click.option("--weight-decay", type=float, help="Weight decay (default 0).")
 @click.option("--schedule", type=Choice(SCHEDULES),
-              help="Learning rate: constant (default, the tutorial's) or cosine decay to 0 over the run.")
+              help="Learning rate: constant (default, the tutorial's), cosine decay to 0 over the run, or linear: "
+              "a warm-up over the first 20% of the run, then a straight line to 0.")  # fmt: skip
 @click.option("--augment", type=Choice(AUGMENTS),
               help="none (default); standard: random crop padded 4 px (at 32x32) + flip; strong: + rotation 15 deg, "
-              "colour jitter 0.2.")  # fmt: skip
+              "colour jitter 0.2; flip-translate: flip + shifts of up to 2 px, the border mirrored.")  # fmt: skip
+@click.option("--label-smoothing", type=float, help="Share of the target spread over all classes (default 0).")
+@click.option("--tta", type=Choice(("none", "flip")),
+              help="The final test: none (default), or flip (each image and its mirror image, logits summed).")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=Choice(PRECISIONS), help="fp32 (default), tf32 (GPU), or bf16/fp16 autocast.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: channels_last).")
@@ -125,7 +133,7 @@ def _display_ref(model: str, tag: str) -> str:
 @click.option("--tag", help="Publish as MODEL.TAG (default: <dataset>-<date>); also names the run.")
 @click.option("--trainer", help="A trainer plugin (default: classifier).")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run (this --tag, else the newest).")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace a published tag or an unfinished run.")
+@click.option("--overwrite", is_flag=True, default=None, help="Start an unfinished or failed run of the tag again.")
 @click.option("--sync-bn", is_flag=True, default=None,
               help="With several CUDA processes: BatchNorm over the global batch (SyncBatchNorm).")
 @click.option("--nproc-per-node", type=int,
@@ -137,6 +145,9 @@ def _display_ref(model: str, tag: str) -> str:
               help="Where the machines meet (torchrun's c10d rendezvous): one machine's address, the same on all.")
 @click.option("--dist-timeout", type=float, metavar="SECONDS",
               help="A process that waits this long for the others ends the run (default 600, or $ZOO_DIST_TIMEOUT).")
+@click.option("--log", "log", multiple=True, type=Choice(("tensorboard", "mlflow")),
+              help="Also log the run to TensorBoard (event files in the run folder) or MLflow ($MLFLOW_TRACKING_URI, "
+              "else a local store); repeatable. Needs zoo[track].")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, dataset: str,
@@ -149,22 +160,37 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
     zoo train simplecnn --dataset cifar10 --epochs 10
     zoo train resnet18.imagenet1k_v1 --dataset imagefolder --data-dir DIR --freeze-backbone
     zoo train resnet18 --dataset cifar10 --nproc-per-node 4
+    zoo train --recipe cifar10-fast --data-dir DIR --tag fast
     """
     import os
 
-    from zoo_core.plugin_api import joined, parse_options
+    from zoo_core.plugin_api import UsageError, joined, parse_options
     from zoo_train.launch import COMMAND_ENV, LAUNCH_OPTIONS, Launch
     from zoo_train.training import train
 
-    model = the_model(model, model_option)
+    if data_opts:
+        options["data_options"] = parse_options(data_opts)
+    recipe, recipe_line = options.pop("recipe", None), None
+    if recipe:  # the recipe's settings under the options given
+        from zoo_train.recipes import apply_recipe
+
+        given = the_model(model, model_option) if model or model_option else None
+        model, dataset, options, recipe_line = apply_recipe(recipe, given, dataset, options)
+    else:
+        model = the_model(model, model_option)
+        if not dataset:
+            raise UsageError("give --dataset (see `zoo datasets`), or train a recipe: --recipe NAME (`zoo recipes`)")
+    log = options.pop("log", None) or ()
+    if log:
+        from zoo_train.tracking import check_trackers
+
+        check_trackers(log)  # a missing package fails now, not after the data is loaded
     if options.get("pretrained"):
         from zoo_core import parse
 
         ref = parse(model)
         deprecated(f"--pretrained {options['pretrained']}",
                    model if ref.is_source else str(ref.with_tag(options["pretrained"])))  # fmt: skip
-    if data_opts:
-        options["data_options"] = parse_options(data_opts)
     launch = Launch(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
     if launch.requested:
         from zoo_core.plugin_api import timeout_from_environment
@@ -174,6 +200,12 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
     command = os.environ.get(COMMAND_ENV) or command_line(ctx)
     with joined(dist_timeout) as dist:
         reporter = ConsoleReporter() if dist.is_main else Reporter()
+        if log and dist.is_main:  # rank 0 alone logs the run
+            from zoo_train.tracking import Tracking
+
+            reporter = Tracking(reporter, log)
+        if recipe_line:
+            reporter.info(recipe_line)
         try:
             outcome = train(model, dataset, resume=resume, reporter=reporter, command=command, distributed=dist,
                             **options)  # fmt: skip
@@ -192,11 +224,11 @@ def train_cmd(ctx: click.Context, model: str | None, model_option: str | None, d
     ref = _display_ref(outcome.entry.model_name, outcome.entry.tag)
     if as_json:
         echo_json({"run_id": outcome.run_id, "published": outcome.entry.ref, "path": str(outcome.entry.path),
-                   "metrics": m, "training": outcome.training})  # fmt: skip
+                   "version": outcome.entry.version, "metrics": m, "training": outcome.training})  # fmt: skip
         return
     click.echo(f"published {ref}  top-1 {m['top1']}%  top-{m.get('topk', 5)} {m['top5']}%  "
                f"({m['dataset']} {m['split']}, {m['num_samples']} images)")  # fmt: skip
-    click.echo(f"  weights {outcome.entry.path}")
+    click.echo(f"  weights {outcome.entry.path} (version {outcome.entry.version}: {ref}@{outcome.entry.version})")
     data_dir = f" --data-dir {shlex.quote(options['data_dir'])}" if options.get("data_dir") else ""
     click.echo(f"  evaluate: zoo eval {ref} --dataset {dataset}{data_dir}")
 
@@ -229,10 +261,17 @@ def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: 
 @click.option("--workers", type=int, default=2, show_default=True, help="Processes reading image files.")
 @json_option
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix picture here (.png).")
+@click.option("--runtime", type=Choice(("torch", "onnxruntime")), default="torch", show_default=True,
+              help="Run the weights eagerly, or their verified ONNX export in onnxruntime (made if none is stored).")
+@click.option("--int8", is_flag=True, help="With --runtime onnxruntime: the int8 export (calibrated on --dataset "
+              "if none is stored).")
+@click.option("--tta", type=Choice(("none", "flip")),
+              help="Test-time augmentation: none, or flip (each image and its mirror image, logits summed); default: "
+              "the protocol of the weights' own test.")  # fmt: skip
 def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir: str | None,
              data_opts: tuple[str, ...], device: str, precision: str, batch_size: int | None, img_size: int | None,
              crop_pct: float | None, limit: int | None, workers: int, as_json: bool,
-             plot: str | None) -> None:  # fmt: skip
+             plot: str | None, runtime: str = "torch", int8: bool = False, tta: str | None = None) -> None:  # fmt: skip
     """Top-1, top-5 and per-class accuracy of MODEL[.TAG] on a dataset's test (else val) split.
 
     \b
@@ -249,9 +288,17 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
         from zoo_core.plugin_api import check_plot
 
         check_plot(plot)
+    module = None
+    if runtime != "torch" or int8:
+        from zoo_export.runtime import check_runtime, runtime_model
+
+        check_runtime(runtime, int8, img_size)
+        device = "cpu" if device == "auto" else device
+        module = runtime_model(model, int8=int8, default_calib=dataset, data_dir=data_dir, device=device,
+                               log=lambda text: click.echo(f"zoo: {text}", err=True))  # fmt: skip
     report = evaluate_published(model, dataset, data_dir, device=device, batch_size=batch_size,
                                 precision=precision, data_options=parse_options(data_opts), img_size=img_size,
-                                crop_pct=crop_pct, limit=limit, workers=workers)  # fmt: skip
+                                crop_pct=crop_pct, limit=limit, workers=workers, module=module, tta=tta)  # fmt: skip
     if plot:
         report["plot"] = str(plot_confusion(report, plot))
     if as_json:
@@ -264,9 +311,13 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
     click.echo(f"{ref} on {report['dataset']} {report['split']} ({report['num_samples']} images, "
                f"{report['environment']['device']}, read from {report['read_from']})")  # fmt: skip
     click.echo(f"  preprocessing: {describe(Preprocessing(**{**pre, 'input_size': tuple(pre['input_size'])}))}")
+    if report["runtime"]["runtime"] != "torch":
+        rt = report["runtime"]
+        click.echo(f"  runtime: {rt['runtime']} ({rt.get('provider')}), export {rt.get('export')} ({rt.get('file')})")
     if report["label_matching"] != "by name":
         click.echo(f"  note: the dataset's classes were matched to the weights' {report['label_matching']}")
-    click.echo(f"  top-1 {report['top1']}%   top-{report['topk']} {report['top5']}%")
+    tested = "" if report["tta"] == "none" else f"   (test-time augmentation: {report['tta']})"
+    click.echo(f"  top-1 {report['top1']}%   top-{report['topk']} {report['top5']}%{tested}")
     rows = [(name, f"{acc:.2f}") for name, acc in report["per_class_top1"].items()]
     click.echo(format_table(["class", "top-1 %"], rows))
     if plot:

@@ -29,10 +29,12 @@ def eval_batch_size(device: Any, train_batch: int = 0) -> int:
 
 
 def predict(
-    model: Any, split: Any, pipeline: Any, *, batch_size: int | None = None, precision: str = "fp32", k: int = 5
-) -> tuple[Any, Any]:
+    model: Any, split: Any, pipeline: Any, *, batch_size: int | None = None, precision: str = "fp32", k: int = 5,
+    tta: str = "none",
+) -> tuple[Any, Any]:  # fmt: skip
     """The top-``k`` predicted class indices (N x k) and the true labels (N), on the CPU; ``batch_size``
-    defaults to ``eval_batch_size`` of the pipeline's device."""
+    defaults to ``eval_batch_size`` of the pipeline's device. ``tta="flip"`` sums the logits of each image and
+    its mirror image (test-time augmentation)."""
     import torch
 
     from zoo_core.plugin_api import autocast, batches
@@ -43,7 +45,10 @@ def predict(
     tops, truths = [], []
     with torch.inference_mode(), autocast(pipeline.device, precision):
         for images, labels in batches(split, batch_size):
-            logits = model(pipeline(images))
+            x = pipeline(images)
+            logits = model(x)
+            if tta == "flip":
+                logits = logits.float() + model(x.flip(3)).float()
             tops.append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
             truths.append(labels.cpu())
     model.train(was_training)
@@ -78,10 +83,10 @@ def accuracy_report(top: Any, labels: Any, names: list[str]) -> dict[str, Any]:
 
 def evaluate(
     model: Any, split: Any, pipeline: Any, labels: list[str], *, batch_size: int | None = None,
-    precision: str = "fp32",
+    precision: str = "fp32", tta: str = "none",
 ) -> dict[str, Any]:  # fmt: skip
     """``accuracy_report`` of ``model`` on ``split`` (whose labels index ``labels``)."""
-    top, truth = predict(model, split, pipeline, batch_size=batch_size, precision=precision)
+    top, truth = predict(model, split, pipeline, batch_size=batch_size, precision=precision, tta=tta)
     return accuracy_report(top, truth, labels)
 
 
@@ -144,8 +149,8 @@ class _Files:
         return self.transform(load_image(self.paths[i])), self.labels[i]
 
 
-def predict_files(model: Any, split: Any, transform: Any, device: Any, *, batch_size: int = 64,
-                  precision: str = "fp32", k: int = 5, workers: int = 2) -> tuple[Any, Any]:  # fmt: skip
+def predict_files(model: Any, split: Any, transform: Any, device: Any, *, batch_size: int = 64, precision: str = "fp32",
+                  k: int = 5, workers: int = 2, tta: str = "none") -> tuple[Any, Any]:  # fmt: skip
     """``predict`` over a split of image files, each read with zoo's decoder and ``transform`` (PIL ->
     tensor), in DataLoader workers."""
     import torch
@@ -160,7 +165,10 @@ def predict_files(model: Any, split: Any, transform: Any, device: Any, *, batch_
     tops, truths = [], []
     with torch.inference_mode(), autocast(device, precision):
         for images, labels in loader:
-            logits = model(images.to(device, memory_format=torch.channels_last))
+            x = images.to(device, memory_format=torch.channels_last)
+            logits = model(x)
+            if tta == "flip":
+                logits = logits.float() + model(x.flip(3)).float()
             tops.append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
             truths.append(labels)
     model.train(was_training)
@@ -187,10 +195,14 @@ def _limited(split: Any, limit: int | None) -> Any:
 def evaluate_published(
     spec: str, dataset: str, data_dir: str | None = None, *, device: str = "auto", batch_size: int | None = None,
     precision: str = "fp32", data_options: dict[str, Any] | None = None, img_size: int | None = None,
-    crop_pct: float | None = None, limit: int | None = None, workers: int = 2,
+    crop_pct: float | None = None, limit: int | None = None, workers: int = 2, module: Any = None,
+    tta: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Evaluate ``[plugin:]model[.tag]`` (the model's default tag when none is given) on the test split (else
-    val) of ``dataset``, preprocessing it as the tag says (``img_size``/``crop_pct`` override it).
+    val) of ``dataset``, preprocessing it as the tag says (``img_size``/``crop_pct`` override it). ``module``
+    runs in place of the eager model: an export of the same weights (``zoo_export.runtime``), judged alike.
+    ``tta`` (``none`` or ``flip``) defaults to the protocol the weights' own test used, so a published number is
+    reproduced as it was measured.
 
     Weights trained by zoo see the decoded dataset as training did; other weights (torchvision's, timm's)
     read the image files with their own resize and centre crop, so their published accuracy is reproduced.
@@ -213,6 +225,9 @@ def evaluate_published(
     found = resolve_weights(spec)
     weights = found.weights
     assert weights is not None
+    tta = tta or (weights.metrics or {}).get("tta") or "none"
+    if tta not in ("none", "flip"):
+        raise UsageError(f"--tta must be none or flip, got {tta!r}")
     pre = override(weights.preprocessing, img_size=img_size, crop_pct=crop_pct)
     dev = resolve_device(device)
     check_precision(dev, precision)
@@ -222,6 +237,8 @@ def evaluate_published(
                         **(data_options or {}))  # fmt: skip
     model = create_model(found.ref)
     cfg = getattr(model, "pretrained_cfg", None) or {}
+    if module is not None:
+        model = module
     labels = list(weights.labels) or list(cfg.get("label_names") or [])
     mapping, names, how = match_classes(data.classes, labels, list(cfg.get("label_ids") or []), weights.num_classes,
                                         weights.ref)  # fmt: skip
@@ -231,12 +248,12 @@ def evaluate_published(
     with numerics(dev, precision):
         if split.pixels is None:
             top, truth = predict_files(model, split, create_transform(pre), dev, batch_size=min(batch_size or 64, 64),
-                                       precision=precision, workers=workers)  # fmt: skip
+                                       precision=precision, workers=workers, tta=tta)  # fmt: skip
         else:
             resize = None if is_training_pipeline(pre) else _resize_for(pre, tuple(split.pixels.shape[1:3]))
             pipeline = BatchPipeline(mean=pre.mean, std=pre.std, size=pre.input_size[1:], channels=pre.channels,
                                      device=dev, resize_to=resize)  # fmt: skip
-            top, truth = predict(model, split, pipeline, batch_size=batch_size, precision=precision)
+            top, truth = predict(model, split, pipeline, batch_size=batch_size, precision=precision, tta=tta)
     report = accuracy_report(top, truth, names)
     per_output = report["per_class_top1"]  # keyed by the weights' names: report by the dataset's own
     pairs = zip(data.classes, (names[int(o)] for o in mapping.tolist()), strict=True)
@@ -255,6 +272,8 @@ def evaluate_published(
         "preprocessing": pre.to_dict(),
         "read_from": "files" if split.pixels is None else "decoded dataset",
         "precision": precision,
+        "tta": tta,
+        "runtime": getattr(model, "zoo_runtime", None) or {"runtime": "torch"},
         "environment": environment(str(dev)),
     }
 

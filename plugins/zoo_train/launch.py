@@ -95,6 +95,8 @@ def launch(launch: Launch, worker_args: list[str], command: str, info: Any = Non
     from torch.distributed.run import get_args_parser, run
 
     argv = launch.torchrun_args(worker_args)
+    parser = get_args_parser()
+    parser.allow_abbrev = False  # a worker's option (--log) must not read as an abbreviation of torchrun's (--log-dir)
     # One machine's cores shared out among its processes (torchrun alone would give each one thread).
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // launch.processes))
     if info is not None:
@@ -104,7 +106,7 @@ def launch(launch: Launch, worker_args: list[str], command: str, info: Any = Non
     try:
         # torchrun hands its own environment to the workers.
         with _quiet_torchrun(), _environment(OMP_NUM_THREADS=threads, **{COMMAND_ENV: command}):
-            run(get_args_parser().parse_args(argv))
+            run(parser.parse_args(argv))
     except ChildFailedError as e:
         return _verdict(e)
     except SignalException:  # Ctrl-C or a scheduler's SIGTERM: torchrun stopped the workers, and rank 0 said

@@ -10,17 +10,19 @@ from typing import Any
 from zoo_core.plugin_api import TrainingError, TrainJob, autocast, numerics
 
 LOG_EVERY = 10  # steps between progress reports (each one reads the loss, which syncs a GPU)
+WARMUP = 0.2  # the linear schedule's warm-up: this share of the run, from a fifth of --lr up to it
 
 
 class TrainStep:
     """uint8 batch -> pipeline -> forward under autocast -> cross-entropy -> backward -> optimizer step."""
 
-    def __init__(self, model: Any, optimizer: Any, pipeline: Any, device: Any, precision: str = "fp32") -> None:
+    def __init__(self, model: Any, optimizer: Any, pipeline: Any, device: Any, precision: str = "fp32",
+                 label_smoothing: float = 0.0) -> None:  # fmt: skip
         import torch
 
         self.model, self.optimizer, self.pipeline, self.device = model, optimizer, pipeline, device
         self.precision = precision
-        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
 
@@ -45,8 +47,9 @@ class TrainStep:
 def make_optimizer(config: Any, params: list[Any]) -> Any:
     import torch
 
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer in ("sgd", "nesterov"):
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               nesterov=config.optimizer == "nesterov")  # fmt: skip
     try:
         # The fused kernel does Adam's update in one pass over each tensor instead of about six:
         # the same arithmetic, several times less optimizer time on a CPU.
@@ -56,10 +59,17 @@ def make_optimizer(config: Any, params: list[Any]) -> Any:
 
 
 def scheduled_lr(config: Any, epoch: int, step: int, steps: int) -> float:
-    """The learning rate at a step; a pure function of the position, so a resumed run needs no state."""
-    if config.schedule != "cosine":
+    """The learning rate at a step; a pure function of the position, so a resumed run needs no state.
+
+    ``cosine`` decays to 0 over the run; ``linear`` warms up from a fifth of the rate over the first ``WARMUP``
+    of the run, then falls in a straight line to 0 at its end."""
+    if config.schedule not in ("cosine", "linear"):
         return config.lr
     progress = ((epoch - 1) * steps + step - 1) / max(config.epochs * steps, 1)
+    if config.schedule == "linear":
+        if progress < WARMUP:
+            return config.lr * (0.2 + 0.8 * progress / WARMUP)
+        return config.lr * (1.0 - progress) / (1.0 - WARMUP)
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * progress))
 
 
@@ -96,7 +106,8 @@ def _train(job: TrainJob) -> dict[str, Any]:
         else:
             reporter.info("no checkpoint yet: starting from epoch 1")
     # Gradients are averaged over the ranks inside backward(); job.model itself is what is saved and evaluated.
-    step_fn = TrainStep(dist.wrap(job.model), optimizer, job.train_pipeline, device, cfg.precision)
+    step_fn = TrainStep(dist.wrap(job.model), optimizer, job.train_pipeline, device, cfg.precision,
+                        getattr(cfg, "label_smoothing", 0.0))  # fmt: skip
     steps = num_batches(job.train, cfg.batch_size, train=True, world_size=dist.world_size)
     for epoch in job.epochs(start):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)

@@ -9,7 +9,7 @@ from typing import Any
 
 from zoo_core.plugin_api import Split, UsageError, convert_channels
 
-AUGMENTS = ("none", "standard", "strong")
+AUGMENTS = ("none", "standard", "strong", "flip-translate")
 
 
 def channel_stats(split: Split, channels: int | None = None, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -37,7 +37,8 @@ def channel_stats(split: Split, channels: int | None = None, chunk: int = 4096) 
 class BatchPipeline:
     """uint8 batches -> normalised float batches on ``device``: channel conversion, resize, augmentation
     (``none``, ``standard`` = random crop with padding + flip, ``strong`` = standard + rotation 15 deg and
-    colour jitter 0.2), all batched on tensors."""
+    colour jitter 0.2, ``flip-translate`` = flip + shifts of up to 2 px with a mirrored border), all batched on
+    tensors."""
 
     def __init__(
         self, *, mean: Sequence[float], std: Sequence[float], size: Sequence[int], channels: int,
@@ -58,8 +59,8 @@ class BatchPipeline:
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.scale, self.offset = 1.0 / (255.0 * std_t), -mean_t / std_t  # per channel, last dimension
-        # torchvision's RandomCrop(32, padding=4), scaled for other sizes
-        self.padding = max(1, round(4 * min(self.size) / 32))
+        # torchvision's RandomCrop(32, padding=4), scaled for other sizes; flip-translate shifts half as far
+        self.padding = max(1, round((2 if augment == "flip-translate" else 4) * min(self.size) / 32))
 
     def __call__(self, images: Any, generator: Any = None, train: bool = False) -> Any:
         import torch
@@ -101,6 +102,8 @@ class BatchPipeline:
 
         n, c, h, w = x.shape
         p = self.padding
+        if self.augment == "flip-translate":
+            return self._translate_flip(x, generator)
         padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, p, p, p, p))  # N x (H+2p) x (W+2p) x C
         oy = torch.randint(0, 2 * p + 1, (n, 1, 1), generator=generator).to(self.device)
         ox = torch.randint(0, 2 * p + 1, (n, 1, 1), generator=generator).to(self.device)
@@ -110,6 +113,22 @@ class BatchPipeline:
         cols = ox + torch.where(flip, w - 1 - ar_w, ar_w)
         pixel = (torch.arange(n, device=self.device).view(n, 1, 1) * (h + 2 * p) + rows) * (w + 2 * p) + cols
         return padded.reshape(-1, c).index_select(0, pixel.view(-1)).view(n, h, w, c).permute(0, 3, 1, 2)
+
+    def _translate_flip(self, x: Any, generator: Any) -> Any:
+        """Shift every image by up to ``padding`` pixels each way, the uncovered border mirrored from the image
+        (no black bars for the network to learn), and flip half of them: one gather of pixels."""
+        import torch
+
+        n, c, h, w = x.shape
+        p = self.padding
+        oy = torch.randint(-p, p + 1, (n, 1, 1), generator=generator).to(self.device)
+        ox = torch.randint(-p, p + 1, (n, 1, 1), generator=generator).to(self.device)
+        flip = (torch.rand(n, 1, 1, generator=generator) < 0.5).to(self.device)
+        ar_w = torch.arange(w, device=self.device).view(1, 1, w)
+        rows = _mirror(oy + torch.arange(h, device=self.device).view(1, h, 1), h)
+        cols = _mirror(ox + torch.where(flip, w - 1 - ar_w, ar_w), w)
+        pixel = (torch.arange(n, device=self.device).view(n, 1, 1) * h + rows) * w + cols
+        return x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, pixel.view(-1)).view(n, h, w, c).permute(0, 3, 1, 2)
 
     def _rotate(self, x: Any, generator: Any, degrees: float = 15.0) -> Any:
         import math
@@ -144,3 +163,7 @@ class BatchPipeline:
                 "padding": self.padding, "channels_last": self.channels_last}  # fmt: skip
 
 
+def _mirror(index: Any, size: int) -> Any:
+    """Positions outside 0..size-1 reflected back inside (-1 -> 1, size -> size - 2), for shifts under ``size``."""
+    index = index.abs()
+    return (size - 1) - (size - 1 - index).abs()

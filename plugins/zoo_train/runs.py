@@ -34,6 +34,7 @@ RUN_SPEC = records.obj({
     }, required=True),
     "command": _TEXT, "created": records.string(100), "finished": records.string(100, null=True),
     "pid": records.integer(1, 2**32, null=True), "published": records.string(10_000, null=True),
+    "nonce": records.string(64, null=True),
     "resumes": records.list_of(_TEXT, 10_000),
     "metrics": records.obj({k: records.number(null=True) for k in ("top1", "top5", "best_val_top1")}
                            | {"epochs": records.integer(0, null=True)}, null=True),

@@ -41,7 +41,6 @@ from zoo_train.pipeline import AUGMENTS
 from zoo_train.runs import (
     choose_tag,
     find_resumable,
-    published,
     read_json,
     resume_command,
     run_id_for,
@@ -49,8 +48,9 @@ from zoo_train.runs import (
     write_record,
 )
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "sgd", "nesterov")
+SCHEDULES = ("constant", "cosine", "linear")
+TTAS = ("none", "flip")  # test-time augmentation of the final test
 DEFAULT_TRAINER = "classifier"
 # What may differ when a run is resumed: where it runs and how long, not what it learns from.
 RESUME_OVERRIDES = {"epochs", "device"}
@@ -84,6 +84,10 @@ class TrainConfig:
     trainer: str = DEFAULT_TRAINER
     overwrite: bool = False
     sync_bn: bool = False
+    label_smoothing: float = 0.0
+    tta: str = "none"
+    recipe: str | None = None  # the recipe (plugin:name) the settings came from
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)  # option -> the recipe's value it replaced
     world_size: int = 1  # processes of the run, each with batch_size images a step (set by zoo, not an option)
 
     def check(self) -> None:
@@ -95,9 +99,12 @@ class TrainConfig:
         for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS),
                                      ("precision", self.precision, PRECISIONS),
                                      ("schedule", self.schedule, SCHEDULES),
-                                     ("augment", self.augment, AUGMENTS)):  # fmt: skip
+                                     ("augment", self.augment, AUGMENTS),
+                                     ("tta", self.tta, TTAS)):  # fmt: skip
             if value not in allowed:
                 raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.val_fraction < 1:
             raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.freeze_backbone and not self.pretrained:
@@ -246,8 +253,13 @@ def _train_locked(model: str, dataset: str, resume: bool, reporter: Reporter | N
     assert plan.config.tag is not None
     if plan.published:  # killed after its publish, before it could say so: finish the record only
         return _outcome_on_main(dist, lambda: _finish_published(plan), plan.run_dir)
+    from zoo_train.tracking import began, ended
+
+    began(reporter, plan.run_dir, plan.config, plan.run_dir.name)  # --log: the trackers open their run (rank 0)
     trained = run_training(plan, trainer, reporter, dist)
-    return _outcome_on_main(dist, lambda: publish(plan, trained), plan.run_dir)
+    outcome = _outcome_on_main(dist, lambda: publish(plan, trained), plan.run_dir)
+    ended(reporter, outcome)
+    return outcome
 
 
 @dataclass
@@ -284,7 +296,7 @@ def plan_run(config: TrainConfig, options: dict[str, Any], *, resume: bool, comm
     held.enter_context(run_lock(run_dir))
     remove_torn_writes(run_dir)  # a checkpoint write that a kill cut short: the last whole one stays
     plan = RunPlan(config, record, run_dir, command, resume=resume)
-    if resume and _published_by(config.model, config.tag, run_dir.name):
+    if resume and _published_by(config.model, config.tag, record):
         plan.published = True
         return plan
     try:
@@ -300,11 +312,9 @@ def plan_run(config: TrainConfig, options: dict[str, Any], *, resume: bool, comm
 
 
 def _new_run(config: TrainConfig, command: str, dist: Distributed) -> tuple[TrainConfig, dict[str, Any], Path]:
-    """(settings with their tag, record, folder) of a run to start; refused where it would replace a run or
-    weights without --overwrite."""
+    """(settings with their tag, record, folder) of a run to start; refused where it would replace an unfinished
+    run without --overwrite (a published tag is no obstacle: the weights become its next version)."""
     config = replace(config, tag=choose_tag(config.tag, config.dataset, config.model))
-    if published(config.model, config.tag) and not config.overwrite:
-        raise UsageError(f"{config.model}.{config.tag} is already published; pass another --tag or --overwrite")
     run_dir = runs_dir() / run_id_for(config.model, config.tag)
     old = read_json(run_dir / "run.json")
     if old and old.get("status") == "failed" and not config.overwrite:
@@ -313,8 +323,9 @@ def _new_run(config: TrainConfig, command: str, dist: Distributed) -> tuple[Trai
     if old and old.get("status") != "finished" and not config.overwrite:
         raise UsageError(f"run {run_dir.name} exists and did not finish; continue it with --resume, "
                          "or start again with --overwrite")  # fmt: skip
+    # the nonce tells this run from an earlier one of the same tag, which had the same run id (see _published_by)
     record = {"run_id": run_dir.name, "model": config.model, "tag": config.tag, "config": asdict(config),
-              "command": command, "created": utc_now(), "status": "created"}  # fmt: skip
+              "command": command, "created": utc_now(), "status": "created", "nonce": os.urandom(8).hex()}  # fmt: skip
     if dist.enabled:
         record["distributed"] = dist.describe()
     return config, record, run_dir
@@ -395,7 +406,7 @@ def _fit_and_test(job: TrainJob, data: Any, trainer: Any, dist: Distributed) -> 
                                        "diverged"), dist)  # fmt: skip
     report = evaluate_sharded(job.model, data.split(data.eval_split), job.eval_pipeline, job.labels, dist,
                               batch_size=eval_batch_size(job.device, job.config.batch_size),
-                              precision=job.config.precision)  # fmt: skip
+                              precision=job.config.precision, tta=job.config.tta)  # fmt: skip
     return result, report
 
 
@@ -414,6 +425,7 @@ def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
         "top1": report["top1"],
         "top5": report["top5"],
         "topk": report["topk"],
+        "tta": config.tta,
         "per_class_top1": report["per_class_top1"],
         "num_samples": report["num_samples"],
         "epochs": result.get("epochs", config.epochs),
@@ -430,6 +442,7 @@ def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
         "pipeline": job.train_pipeline.describe(),
         "history": result.get("history", []),
         "run_id": run_dir.name,
+        "run_nonce": record.get("nonce"),
         "command": plan.command,
         "resumed_with": record.get("resumes", []),
         "effective_batch_size": config.batch_size * config.world_size,
@@ -440,7 +453,7 @@ def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
     try:
         entry = store.publish(job.model, model_name=config.model, tag=config.tag, model_kwargs=trained.model_kwargs,
                               labels=job.labels, preprocessing=trained.preprocessing, metrics=metrics,
-                              training=training, overwrite=config.overwrite)  # fmt: skip
+                              training=training, lineage=_lineage(plan, trained))  # fmt: skip
     except OSError as e:  # an unwritable registry: the trained weights stay in the run's checkpoint
         _mark(run_dir, record, "trained")
         raise TrainingError(f"trained, but the weights could not be published to the registry ({e.strerror or e}: "
@@ -451,6 +464,14 @@ def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
     job.checkpoint_path.unlink(missing_ok=True)  # the weights live in the registry now
     write_record(run_dir, record)
     return TrainOutcome(run_dir.name, run_dir, entry, metrics, training)
+
+
+def _lineage(plan: RunPlan, trained: Trained) -> dict[str, Any]:
+    """What the published version came from: its parent weights, data, recipe and run."""
+    from zoo_registry.lineage import training_lineage
+
+    run = {"id": plan.run_dir.name, "created": plan.record.get("created"), "command": plan.command}
+    return training_lineage(plan.config.model, asdict(plan.config), trained.data, run)
 
 
 def _outcome_on_main(dist: Distributed, fn: Callable[[], TrainOutcome], run_dir: Path) -> TrainOutcome:
@@ -472,14 +493,16 @@ def _mark(run_dir: Path, record: dict[str, Any], status: str) -> None:
         pass
 
 
-def _published_by(model: str, tag: str, run_id: str) -> bool:
-    """Whether this very run already published ``model.tag`` (it was killed before it could say so)."""
+def _published_by(model: str, tag: str, record: dict[str, Any]) -> bool:
+    """Whether this very run already published ``model.tag`` (it was killed before it could say so); weights an
+    earlier run of the tag published (the same run id: --overwrite) do not count."""
     from zoo_registry.store import get
 
     try:
-        return (get(model, tag).config.get("training") or {}).get("run_id") == run_id
+        training = get(model, tag).config.get("training") or {}
     except ZooError:
         return False
+    return training.get("run_id") == record["run_id"] and training.get("run_nonce") == record.get("nonce")
 
 
 def _finish_published(plan: RunPlan) -> TrainOutcome:

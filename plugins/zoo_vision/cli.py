@@ -64,9 +64,13 @@ class _Progress:
 @device_option
 @precision_option
 @img_size_option("Feed the model this square side (default: the weights'); the crop share is kept.")
+@click.option("--runtime", type=click.Choice(("torch", "onnxruntime")), default="torch", show_default=True,
+              help="Run the weights eagerly, or their verified ONNX export in onnxruntime (made if none is stored).")
+@click.option("--int8", is_flag=True, help="With --runtime onnxruntime: the int8 export (see `zoo export --int8`).")
 @json_option
 def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, ...], top_k: int, batch_size: int,
-                workers: int, device: str, precision: str, img_size: int | None, as_json: bool) -> None:  # fmt: skip
+                workers: int, device: str, precision: str, img_size: int | None, as_json: bool,
+                runtime: str = "torch", int8: bool = False) -> None:  # fmt: skip
     """Class names and probabilities for images (files or folders), with MODEL.TAG's labels and preprocessing.
 
     \b
@@ -83,7 +87,17 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
         raise UsageError(f"give one or more images or folders: zoo predict {spec} IMAGE...")
     check_settings(top_k, batch_size, workers)  # bad settings and missing paths fail before the model loads
     files = image_files(images)
+    if runtime != "torch" or int8:
+        from zoo_export.runtime import check_runtime
+
+        check_runtime(runtime, int8, img_size)
+        device = "cpu" if device == "auto" else device
     loaded = load_model(spec, device=device, img_size=img_size)
+    if runtime != "torch":
+        from zoo_export.runtime import runtime_model
+
+        loaded.model = runtime_model(spec, int8=int8, device=loaded.device, model=loaded.model,
+                                     log=lambda text: click.echo(f"zoo: {text}", err=True))  # fmt: skip
     failed: list[tuple[str, ZooError]] = []
 
     def skip(path: str, error: ZooError) -> None:
@@ -98,7 +112,8 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
     finally:
         bar.close()
     if as_json:
-        echo_json({**_weights_of(loaded), "preprocessing": loaded.preprocessing.to_dict(), "top_k": top_k,
+        echo_json({**_weights_of(loaded), "runtime": getattr(loaded.model, "zoo_runtime", {"runtime": "torch"}),
+                   "preprocessing": loaded.preprocessing.to_dict(), "top_k": top_k,
                    "predictions": [r.to_dict() for r in results],
                    "errors": [{"image": p, "error": str(e)} for p, e in failed]})  # fmt: skip
     else:

@@ -1,26 +1,37 @@
-"""``zoo registry list|show|remove|default|verify`` and ``zoo doctor``: the local registry of published weights."""
+"""``zoo registry list|show|remove|default|verify`` and ``zoo doctor``: the local registry of published weights
+(``history|alias|rollback|lineage|diff|gc``: ``zoo_registry.versions_cli``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from zoo_core.plugin_api import UsageError, echo_json
+from zoo_registry.versions_cli import VERSION_COMMANDS
 
 
 @click.group("registry")
 def registry() -> None:
-    """Weights published to the local registry ($ZOO_HOME/registry); each is a pretrained tag."""
+    """Weights published to the local registry ($ZOO_HOME/registry); each tag keeps numbered versions."""
 
 
 @registry.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(as_json: bool) -> None:
-    """List every published entry."""
+    """List every published tag with its current version (`zoo registry history MODEL.TAG` shows the others)."""
+    from zoo_registry.layout import read_aliases, read_tag
     from zoo_registry.store import list_entries, registry_root
 
     entries = list_entries()
+    counts = {e.tag_path: len(read_tag(e.tag_path).versions) for e in entries}
+    aliases = {d: read_aliases(d) for d in {e.tag_path.parent for e in entries}}
+
+    def aliases_of(e: Any) -> list[str]:
+        return sorted(a for a, target in aliases[e.tag_path.parent].items() if target == (e.tag, e.version))
+
     if as_json:
-        echo_json([e.to_dict() for e in entries])
+        echo_json([{**e.to_dict(), "versions": counts[e.tag_path], "aliases": aliases_of(e)} for e in entries])
         return
     from zoo_core.plugin_api import format_table
     from zoo_registry.store import model_ref
@@ -33,13 +44,14 @@ def list_cmd(as_json: bool) -> None:
         size_mb = f"{(e.config.get('size_bytes') or 0) / 1e6:.1f}"
         created = str(e.config.get("created", ""))[:10]
         ref = f"{model_ref(e.model_name)}.{e.tag}"
-        rows.append((ref, dataset, top1, e.config.get("num_classes"), size_mb, created))
-    click.echo(format_table(["model.tag", "dataset", "test top-1 %", "classes", "MB", "created"], rows))
+        version = f"@{e.version} of {counts[e.tag_path]}" + "".join(f", {a}" for a in aliases_of(e))
+        rows.append((ref, dataset, top1, e.config.get("num_classes"), size_mb, created, version))
+    click.echo(format_table(["model.tag", "dataset", "test top-1 %", "classes", "MB", "created", "version"], rows))
     click.echo(f"{len(rows)} entries in {registry_root()}.")
 
 
 @registry.command("show")
-@click.argument("ref", metavar="MODEL[.TAG]")
+@click.argument("ref", metavar="MODEL[.TAG][@N]")
 @click.option("--verify", is_flag=True,
               help="Also re-hash the weights and check their shapes against the model (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -53,8 +65,12 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
     plugin, model, tag = split_ref(ref, default=True)
     entry = get(f"{plugin}:{model}", tag)
     problems = check_entry(entry.path, rehash=verify, shapes=verify)
+    from zoo_registry.exports import list_for
+
+    stored_exports = list_for(entry.sha256)  # verified exports of these very weights (zoo export)
     if as_json:
-        echo_json({**entry.to_dict(full=True), "problems": [p.what for p in problems]})
+        echo_json({**entry.to_dict(full=True), "problems": [p.what for p in problems],
+                   "exports": [e.to_dict() for e in stored_exports]})  # fmt: skip
     else:
         c = entry.config
         click.echo(f"{entry.ref}  ({c.get('num_classes')} classes, {c.get('num_params', 0):,} parameters)")
@@ -77,6 +93,15 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
                    f"{' (on ' + str(metrics['dataset']) + ')' if metrics.get('dataset') else ''}")  # fmt: skip
         training = c.get("training") or {}
         click.echo(f"  created        {c.get('created')} by zoo {c.get('zoo_version')}")
+        from zoo_registry.layout import read_tag
+        from zoo_registry.lineage import of_entry, source_of
+
+        count = len(read_tag(entry.tag_path).versions)
+        state = "the current one" if entry.current else f"{entry.model_name}.{entry.tag} means another"
+        click.echo(f"  version        {entry.version} of {count} ({state}); from {source_of(entry)}")
+        parent = of_entry(entry).get("parent") or {}
+        if parent.get("name"):
+            click.echo(f"  parent         {parent['name']}  (`zoo registry lineage {entry.version_ref}`)")
         if c.get("origin"):
             click.echo(f"  origin         {c['origin']} at commit {c.get('revision')}")
         for push in c.get("pushed") or []:
@@ -84,6 +109,14 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
                        f"{push.get('date', '')}")  # fmt: skip
         if training.get("command"):
             click.echo(f"  trained with   {training['command']}")
+        for e in stored_exports:
+            r = e.record
+            parity = r.get("parity") or {}
+            checked = (f"parity on {parity.get('images')} {parity.get('source')} images" if parity else
+                       "top-1 drop {:.2f} points".format(((r.get("quantization") or {}).get("evaluation") or {})
+                                                         .get("drop", 0.0)))  # fmt: skip
+            click.echo(f"  export         {e.variant}  {r['size_bytes']:,} bytes, {r.get('exporter')}, {checked}: "
+                       f"{e.file}")  # fmt: skip
         for p in problems:
             click.echo(f"  PROBLEM        {p.what}; `zoo doctor --fix` would {p.fix}")
     if problems:
@@ -91,22 +124,37 @@ def show_cmd(ctx: click.Context, ref: str, verify: bool, as_json: bool) -> None:
 
 
 @registry.command("remove")
-@click.argument("ref", metavar="MODEL.TAG")
+@click.argument("ref", metavar="MODEL.TAG[@N]")
 @click.option("-y", "--yes", is_flag=True, help="Confirm the deletion (required).")
 def remove_cmd(ref: str, yes: bool) -> None:
-    """Delete a published entry and its files (a broken one too)."""
+    """Delete one version (MODEL.TAG@N), or a tag with all its versions (MODEL.TAG); a broken one too."""
     from zoo_core.plugin_api import WeightsError
-    from zoo_registry.store import _entry_dir, get, remove, split_ref
+    from zoo_registry.layout import read_tag, split_version_tag, tag_dir
+    from zoo_registry.store import get, locate, remove, split_ref
 
-    plugin, model, tag = split_ref(ref)
+    plugin, model, name = split_ref(ref)
+    tag, version = locate(plugin, model, name)
+    if version is not None and split_version_tag(name) is None:
+        raise UsageError(f"{plugin}:{model}.{name} is an alias of {plugin}:{model}.{tag}@{version}; delete the alias "
+                         f"with `zoo registry alias {plugin}:{model}.{name} --delete`")  # fmt: skip
     try:
-        path = get(f"{plugin}:{model}", tag).path  # an unknown entry is an error even without --yes
+        entry = get(f"{plugin}:{model}", name)  # an unknown entry is an error even without --yes
+        path = entry.path if version is not None else entry.tag_path
     except WeightsError:  # broken: it exists, and removing it is the way out
-        path = _entry_dir(plugin, model, tag)
+        path = tag_dir(plugin, model, tag)
+    if version is not None:
+        what, shown = f"version {version} of {plugin}:{model}.{tag}", f"{plugin}:{model}.{tag}@{version}"
+    else:
+        count = len(read_tag(tag_dir(plugin, model, tag)).versions)
+        what, shown = f"{count} version(s) of {plugin}:{model}.{tag}", f"{plugin}:{model}.{tag}"
     if not yes:
-        raise UsageError(f"`zoo registry remove {ref}` deletes {path}; add --yes to confirm")
-    remove(f"{plugin}:{model}", tag)
-    click.echo(f"removed {plugin}:{model}.{tag} ({path})")
+        raise UsageError(f"`zoo registry remove {ref}` deletes {what} ({path}); add --yes to confirm")
+    remove(f"{plugin}:{model}", name)
+    click.echo(f"removed {shown} ({path})")
+
+
+registry.add_command(click.Command("rm", callback=remove_cmd.callback, params=remove_cmd.params,
+                                   help=remove_cmd.help, short_help="The same as `zoo registry remove`."))
 
 
 @registry.command("default")
@@ -168,3 +216,5 @@ def doctor_cmd(ctx: click.Context, fix: bool, no_hash: bool, as_json: bool) -> N
 verify_cmd = click.Command("verify", callback=doctor_cmd.callback, params=doctor_cmd.params,
                            help=doctor_cmd.help, short_help="The same as `zoo doctor`.")  # fmt: skip
 registry.add_command(verify_cmd)
+for command in VERSION_COMMANDS:
+    registry.add_command(command)

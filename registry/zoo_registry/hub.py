@@ -7,6 +7,11 @@ publishes the weights, byte for byte, as a pretrained tag of their model in the 
 hf-hub:OWNER/NAME`` and ``revision: <commit sha>`` in its metadata. ``zoo.create_model("hf-hub:OWNER/NAME")``
 reaches ``pull`` through the registry plugin's ``zoo_resolve_model`` hook.
 
+A push sends one version (``MODEL.TAG@N``, or the one a tag means): its version number and lineage go into
+config.json, the model card and the safetensors header of each weights file (the tensors' bytes unchanged). A pull
+of a new commit is the next version of the local tag, and its lineage names the repository and commit and keeps
+the lineage the version was pushed with (``zoo_registry.lineage``).
+
 Settings come from the environment when the call is made (huggingface_hub reads its own when it is
 imported): ``HF_ENDPOINT``, ``HF_TOKEN`` (or the token ``hf auth login`` saved), ``HF_HUB_OFFLINE``,
 ``HF_HUB_CACHE`` / ``HF_HOME``. Offline, a pulled or cached repository loads with no network call and
@@ -268,6 +273,35 @@ def _base_model(config: dict[str, Any]) -> str | None:
         return None
 
 
+def _pushed_metadata(entry: Any) -> dict[str, str]:
+    """What a pushed weights file says of itself in its safetensors header: the version it is and its lineage."""
+    from zoo_registry.lineage import of_entry
+
+    return {"zoo_model": entry.model_name, "zoo_tag": entry.tag, "zoo_tag_version": str(entry.version),
+            "zoo_pushed_from": entry.version_ref,
+            "zoo_lineage": json.dumps(of_entry(entry), sort_keys=True, separators=(",", ":"))}  # fmt: skip
+
+
+def _with_metadata(source: Path, target: Path, metadata: dict[str, str]) -> Path:
+    """``source`` with ``metadata`` added to its safetensors header, written to ``target``; the tensors' bytes are
+    copied as they are (nothing is re-serialised)."""
+    import struct
+
+    from zoo_registry.weights_file import read_header
+
+    header = dict(read_header(source))  # checked: bounded, offsets inside the file
+    with open(source, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + length)
+        header["__metadata__"] = {**(header.get("__metadata__") or {}), **metadata}
+        raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+        raw += b" " * (-len(raw) % 8)  # safetensors keeps the tensor data 8-byte aligned
+        with open(target, "wb") as out:
+            out.write(struct.pack("<Q", len(raw)) + raw)
+            shutil.copyfileobj(f, out, 1 << 20)
+    return target
+
+
 def _check_repo_content(settings: HubSettings, api: Any, repo_id: str, revision: str,
                         architecture: str) -> tuple[str, list[str]]:  # fmt: skip
     """The head commit of ``revision`` and its files, after making sure the repository holds nothing but
@@ -361,7 +395,9 @@ def push(
             raise WeightsError(f"{entry.weights_path}: checksum mismatch (file is corrupted or was changed); "
                                "publish it again before pushing")  # fmt: skip
         files = hub_files.write_weights(weights, work, max_bytes)
-        hashes = {name: (entry.sha256 if path == weights else sha256_file(path)) for name, path in files.items()}
+        files = {name: _with_metadata(path, work / f"described-{name}", _pushed_metadata(entry))
+                 if name.endswith(".safetensors") else path for name, path in files.items()}  # fmt: skip
+        hashes = {name: sha256_file(path) for name, path in files.items()}
         timm = entry.model_name.startswith("timm:")
         license_id = license or entry.config.get("license")
         base_model = _base_model(entry.config)
@@ -413,7 +449,7 @@ class PullResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"repo": self.repo_id, "commit": self.commit, "updated": self.updated, "ref": self.entry.ref,
-                "sha256": self.entry.sha256, "path": str(self.entry.path)}  # fmt: skip
+                "sha256": self.entry.sha256, "path": str(self.entry.path), "version": self.entry.version}  # fmt: skip
 
 
 def find_pulled(repo_id: str, tag: str) -> Any | None:
@@ -513,7 +549,8 @@ def _pull(spec: str, settings: HubSettings, fallback_to_local: bool) -> PullResu
     if local is not None and local.config.get("revision") == commit:
         return PullResult(local, repo_id, commit, updated=False)
     where = f"{repo_id}@{commit[:12]}"
-    hub = hub_files.read_hub_config(hub_files.load_json(config_path, where), where)
+    raw = hub_files.load_json(config_path, where)
+    hub = hub_files.read_hub_config(raw, where)
     try:
         from zoo_core import parse, resolve
 
@@ -532,12 +569,27 @@ def _pull(spec: str, settings: HubSettings, fallback_to_local: bool) -> PullResu
                   "license": hub.license, "base_model": hub.base_model}  # fmt: skip
     options = dict(model_name=hub.architecture, tag=tag, model_kwargs=hub.model_kwargs, labels=hub.labels,
                    preprocessing=hub.preprocessing, metrics=hub.metrics, training=hub.training,
-                   num_params=hub.num_params, provenance=provenance, overwrite=True)  # fmt: skip
+                   num_params=hub.num_params, provenance=provenance,
+                   lineage=_pulled_lineage(raw, hub, repo_id, commit))  # fmt: skip
     if not hub.sharded:
         entry = store.publish_file(paths[WEIGHTS], **options)
     else:
         entry = _publish_shards(repo_id, commit, hub, paths, options)
     return PullResult(entry, repo_id, commit, updated=True)
+
+
+def _pulled_lineage(raw: dict[str, Any], hub: hub_files.HubEntry, repo_id: str, commit: str) -> dict[str, Any]:
+    """A pulled version's lineage: the repository at its commit, with the version and lineage it was pushed with
+    (read from an untrusted file: kept only when it is an object of bounded size)."""
+    zoo = raw.get("zoo") if isinstance(raw.get("zoo"), dict) else {}
+    upstream = zoo.get("lineage")
+    if not isinstance(upstream, dict) or len(json.dumps(upstream)) > hub_files.MAX_FIELD_BYTES:
+        upstream = None
+    version = zoo.get("version")
+    pushed_as = f"{hub.architecture}.{hub.tag}@{version}" if isinstance(version, int) and version > 0 else None
+    parent = {"kind": "hub", "name": origin_of(repo_id), "repo": repo_id, "commit": commit, "pushed_as": pushed_as,
+              "lineage": upstream}  # fmt: skip
+    return {"made_by": "pull", "parent": {k: v for k, v in parent.items() if v is not None}}
 
 
 def _publish_shards(repo_id: str, commit: str, hub: hub_files.HubEntry, by_name: dict[str, Path],
@@ -555,7 +607,11 @@ def _publish_shards(repo_id: str, commit: str, hub: hub_files.HubEntry, by_name:
     work = Path(tempfile.mkdtemp(dir=root, prefix="pull-"))
     try:
         merged = work / WEIGHTS
-        hub_files.merge_shards(shards, merged, {"zoo_model": hub.architecture, "zoo_tag": options["tag"]})
+        from zoo_registry.weights_file import read_header
+
+        # what the pusher wrote of the version and its lineage goes on in the one file
+        pushed = {k: v for k, v in (read_header(shards[0]).get("__metadata__") or {}).items() if k != "format"}
+        hub_files.merge_shards(shards, merged, pushed or {"zoo_model": hub.architecture})
         if set(tensor_shapes(merged)) != set(index["weight_map"]):
             raise WeightsError(f"{where}: the shards do not hold the tensors {INDEX} lists")
         return store.publish_file(merged, **options)

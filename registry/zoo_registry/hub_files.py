@@ -15,14 +15,22 @@ A repository zoo pushes holds exactly:
 from __future__ import annotations
 
 import json
-import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zoo_core import parse
-from zoo_core.plugin_api import NAME_MAX, PREPROCESSING_FIELDS, TAG_MAX, TAG_RE, UsageError, WeightsError, first_line
+from zoo_core.plugin_api import (
+    NAME_MAX,
+    PREPROCESSING_FIELDS,
+    TAG_MAX,
+    TAG_RE,
+    UsageError,
+    WeightsError,
+    first_line,
+    records,
+)
 
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
@@ -87,9 +95,8 @@ def write_weights(source: Path, out_dir: Path, max_bytes: int) -> dict[str, Path
     """The weights files to push: ``source`` itself when it fits ``max_bytes``, else shards and their index
     written into ``out_dir``. Returns {repository path: local file}."""
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
-    from zoo_registry.weights_file import tensor_sizes
+    from zoo_registry.weights_file import save_weights, tensor_sizes
 
     if source.stat().st_size <= max_bytes:
         return {WEIGHTS: source}
@@ -100,7 +107,7 @@ def write_weights(source: Path, out_dir: Path, max_bytes: int) -> dict[str, Path
     with safe_open(str(source), framework="pt") as f:
         for i, names in enumerate(plan, start=1):
             shard = f"model-{i:05d}-of-{len(plan):05d}.safetensors"
-            save_file({n: f.get_tensor(n) for n in names}, str(out_dir / shard), metadata={"format": "pt"})
+            save_weights({n: f.get_tensor(n) for n in names}, out_dir / shard)
             files[shard] = out_dir / shard
             weight_map.update(dict.fromkeys(names, shard))
     index = {"metadata": {"total_size": sum(sizes.values())}, "weight_map": weight_map}
@@ -212,15 +219,6 @@ def pushed_architecture(data: Any) -> str | None:
     return architecture if isinstance(architecture, str) else None
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _depth_ok(value: Any) -> bool:
     """Whether ``value`` nests at most ``MAX_DEPTH`` deep (walked without recursion: the input chooses)."""
     stack = [(value, 1)]
@@ -235,189 +233,123 @@ def _depth_ok(value: Any) -> bool:
     return True
 
 
-class _HubConfig:
-    """The ``zoo`` section of a repository's config.json, read field by field: every value is untrusted, and
-    each wrong one is one WeightsError line naming the file and the field."""
+# What config.json's "zoo" section must hold, in zoo_core.records' terms (the one schema check zoo has for the
+# JSON it reads); ``read_hub_config`` adds what a schema cannot say (names, the set of weights files, sizes).
+_STATS = replace(records.list_of(records.number(), MAX_STATS, min_len=1, null=True),
+                 label=f"a list of 1 to {MAX_STATS} numbers")  # fmt: skip
+# No value satisfies it: a field of "preprocessing" that is not one of the weights schema's.
+_NOT_PREPROCESSING = records.Spec("str", choices=(), label=f"one of {', '.join(sorted(PREPROCESSING_FIELDS))}")
+_SHA256 = records.string(64, pattern="[0-9a-f]{64}", label="a sha256 (64 lowercase hex digits)")
+FORMAT_SPEC = records.obj({"zoo": records.obj({"hub_format": replace(records.version(HUB_FORMAT), null=True)})})
+HUB_CONFIG_SPEC = records.obj({"zoo": records.obj({
+    "architecture": records.string(2 * NAME_MAX + 1, min_len=1, required=True),
+    "tag": records.string(TAG_MAX, min_len=1, required=True),
+    "files": replace(records.obj(others=_SHA256, max_len=MAX_FILES, required=True), min_len=1,
+                     label=f"an object of 1 to {MAX_FILES:,} weights files"),
+    "model_kwargs": records.obj({"num_classes": records.integer(1, MAX_KWARG_INT)}, required=True),
+    "labels": replace(records.list_of(records.string(MAX_LABEL_CHARS), MAX_LABELS, null=True),
+                      label=f"a list of at most {MAX_LABELS:,} strings"),
+    "preprocessing": records.obj({
+        "input_size": records.list_of(records.integer(1, MAX_SIDE), 3, min_len=3, null=True),
+        "mean": _STATS, "std": _STATS, "interpolation": records.string(32, null=True),
+        "crop_mode": records.string(32, null=True), "crop_pct": records.number(null=True),
+        "resize_size": records.integer(1, MAX_SIDE, null=True),
+    }, others=_NOT_PREPROCESSING, null=True),
+    "metrics": records.obj(null=True),
+    "training": records.obj(null=True),
+    "num_params": records.integer(0, MAX_PARAMS, null=True),
+    "license": records.string(100, min_len=1, null=True),
+    "base_model": records.string(200, min_len=1, null=True),
+}, required=True)})  # fmt: skip
+JSON_FIELDS = ("model_kwargs", "preprocessing", "metrics", "training")  # stored as they are: plain, bounded JSON
 
-    def __init__(self, zoo: dict[str, Any], where: str) -> None:
-        self.zoo, self.where = zoo, where
 
-    def fail(self, key: str, expected: str, value: Any) -> WeightsError:
-        key = "".join(c if c.isprintable() else "?" for c in key[:120])  # keys come from the file too
-        return WeightsError(f"{self.where}: {CONFIG} field 'zoo.{key}' must be {expected}, got {_shown(value)}")
+def _checked(data: Any, spec: records.Spec, where: str) -> None:
+    """``records.check`` with the Hub's error classes: a newer format is the user's to fix (upgrade zoo)."""
+    try:
+        records.check(data, spec, where)
+    except records.NewerFormatError as e:
+        raise UsageError(str(e)) from None
+    except records.RecordError as e:
+        raise WeightsError(str(e)) from None
 
-    def value(self, key: str, required: bool) -> Any:
-        """The field's value; null counts as absent."""
-        value = self.zoo.get(key)
-        if value is None and required:
-            raise WeightsError(f"{self.where}: {CONFIG} has no field 'zoo.{key}'")
-        return value
 
-    def string(self, key: str, limit: int, required: bool = False) -> str | None:
-        value = self.value(key, required)
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit):
-            raise self.fail(key, f"a string of 1 to {limit} characters", value)
-        return value
+def _check_beyond_schema(zoo: dict[str, Any], where: str) -> None:
+    """What the schema cannot say: plain JSON of bounded size, a qualified model name, a tag, the weights files
+    as zoo pushes them, every integer of the constructor arguments bounded."""
 
-    def integer(self, key: str, low: int, high: int) -> int | None:
-        value = self.value(key, required=False)
-        return None if value is None else self.check_integer(key, value, low, high)
+    def fail(key: str, expected: str, got: str) -> WeightsError:
+        return records.fail(where, f"zoo.{key}", expected, got, error=WeightsError)  # type: ignore[return-value]
 
-    def check_integer(self, key: str, value: Any, low: int, high: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, "an integer", value)
-        if not low <= value <= high:
-            raise self.fail(key, f"an integer from {low:,} to {high:,}", value)
-        return value
-
-    def json_object(self, key: str, required: bool = False) -> dict[str, Any] | None:
-        value = self.value(key, required)
+    for key in JSON_FIELDS:
+        value = zoo.get(key)
         if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(key, "an object", value)
+            continue
         if not _depth_ok(value):
-            raise self.fail(key, f"JSON nested at most {MAX_DEPTH} deep", "...")
+            raise fail(key, f"JSON nested at most {MAX_DEPTH} deep", "...")
         try:
             size = len(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError):
-            raise self.fail(key, "plain JSON with finite numbers", value) from None
+            raise fail(key, "plain JSON with finite numbers", records.shown(value)) from None
         if size > MAX_FIELD_BYTES:
-            raise self.fail(key, f"at most {MAX_FIELD_BYTES:,} bytes of JSON", f"{size:,} bytes")
-        return value
-
-    def numbers(self, key: str, value: Any, count: int) -> None:
-        ok = isinstance(value, list) and 0 < len(value) <= count and all(map(_finite, value))
-        if not ok:
-            raise self.fail(key, f"a list of 1 to {count} numbers", value)
-
-    def hub_format(self) -> int:
-        value = self.value("hub_format", required=False)
-        if value is None:
-            return HUB_FORMAT  # the first pushes wrote none
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail("hub_format", "an integer from 1", value)
-        if value > HUB_FORMAT:
-            raise UsageError(f"{self.where} was pushed by a newer zoo (format {value}; this zoo reads up to "
-                             f"{HUB_FORMAT}); upgrade zoo")  # fmt: skip
-        return value
-
-    def architecture(self) -> str:
-        value = self.string("architecture", 2 * NAME_MAX + 1, required=True)
-        assert value is not None
-        try:
-            ref = parse(value)
-        except UsageError:
-            ref = None
-        if ref is None or ref.is_source or not ref.plugin or ref.tag or ref.version is not None:
-            raise self.fail("architecture", "a qualified model name, PLUGIN:MODEL", value)
-        return value
-
-    def tag(self) -> str:
-        value = self.string("tag", TAG_MAX, required=True)
-        if not TAG_RE.match(value or ""):
-            raise self.fail("tag", "a tag (letters, digits, '_' and '-')", value)
-        return str(value)
-
-    def model_kwargs(self) -> dict[str, Any]:
-        value = self.json_object("model_kwargs", required=True)
-        assert value is not None
-        stack: list[tuple[str, Any]] = list(value.items())
-        while stack:  # every integer anywhere inside, e.g. input_size: [8, 8]
-            key, item = stack.pop()
-            if isinstance(item, dict):
-                stack += [(f"{key}.{k}", v) for k, v in item.items()]
-            elif isinstance(item, list):
-                stack += [(f"{key}[{i}]", v) for i, v in enumerate(item)]
-            elif isinstance(item, int) and not isinstance(item, bool):
-                self.check_integer(f"model_kwargs.{key}", item, -MAX_KWARG_INT, MAX_KWARG_INT)
-        if "num_classes" in value:
-            self.check_integer("model_kwargs.num_classes", value["num_classes"], 1, MAX_KWARG_INT)
-        return value
-
-    def labels(self) -> list[str]:
-        value = self.value("labels", required=False)
-        if value is None:
-            return []
-        if not isinstance(value, list) or len(value) > MAX_LABELS:
-            raise self.fail("labels", f"a list of at most {MAX_LABELS:,} strings", value)
-        for i, label in enumerate(value):
-            if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS:
-                raise self.fail(f"labels[{i}]", f"a string of at most {MAX_LABEL_CHARS:,} characters", label)
-        return list(value)
-
-    def preprocessing(self) -> dict[str, Any]:
-        """Types and sizes; what the values mean is the weights schema's to check when the tag is published."""
-        value = self.json_object("preprocessing") or {}
-        unknown = sorted(set(value) - PREPROCESSING_FIELDS)
-        if unknown:
-            raise self.fail(f"preprocessing.{unknown[0]}", f"one of {', '.join(sorted(PREPROCESSING_FIELDS))}",
-                            value[unknown[0]])  # fmt: skip
-        size = value.get("input_size")
-        if size is not None:
-            if not isinstance(size, list) or len(size) != 3:
-                raise self.fail("preprocessing.input_size", "[channels, height, width]", size)
-            for side in size:
-                self.check_integer("preprocessing.input_size", side, 1, MAX_SIDE)
-        for key in ("mean", "std"):
-            if value.get(key) is not None:
-                self.numbers(f"preprocessing.{key}", value[key], MAX_STATS)
-        for key in ("interpolation", "crop_mode"):
-            item = value.get(key)
-            if item is not None and (not isinstance(item, str) or len(item) > 32):
-                raise self.fail(f"preprocessing.{key}", "a name", item)
-        crop = value.get("crop_pct")
-        if crop is not None and not _finite(crop):
-            raise self.fail("preprocessing.crop_pct", "a number", crop)
-        if value.get("resize_size") is not None:
-            self.check_integer("preprocessing.resize_size", value["resize_size"], 1, MAX_SIDE)
-        return value
-
-    def files(self) -> dict[str, str]:
-        value = self.value("files", required=True)
-        if not isinstance(value, dict) or not 0 < len(value) <= MAX_FILES:
-            raise self.fail("files", f"an object of 1 to {MAX_FILES:,} weights files", value)
-        names = set(value)
-        if names != {WEIGHTS}:
-            shards = [SHARD_RE.match(n) for n in sorted(names - {INDEX})]
-            counts = {int(m.group(2)) for m in shards if m}
-            numbers = sorted(int(m.group(1)) for m in shards if m)
-            if INDEX not in names or not shards or not all(shards) or counts != {len(shards)} \
-                    or numbers != list(range(1, len(shards) + 1)):  # fmt: skip
-                raise self.fail("files", f"{WEIGHTS}, or {INDEX} and shards model-00001-of-0000N.safetensors to N",
-                                sorted(names))  # fmt: skip
-        for name, sha in sorted(value.items()):
-            if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
-                raise self.fail(f"files.{name}", "a sha256 (64 lowercase hex digits)", sha)
-        return dict(value)
+            raise fail(key, f"at most {MAX_FIELD_BYTES:,} bytes of JSON", f"{size:,} bytes")
+    try:
+        ref = parse(zoo["architecture"])
+    except UsageError:
+        ref = None
+    if ref is None or ref.is_source or not ref.plugin or ref.tag or ref.version is not None:
+        raise fail("architecture", "a qualified model name, PLUGIN:MODEL", records.shown(zoo["architecture"]))
+    if not TAG_RE.match(zoo["tag"]):
+        raise fail("tag", "a tag (letters, digits, '_' and '-')", records.shown(zoo["tag"]))
+    names = set(zoo["files"])
+    if names != {WEIGHTS}:
+        shards = [SHARD_RE.match(n) for n in sorted(names - {INDEX})]
+        counts = {int(m.group(2)) for m in shards if m}
+        numbers = sorted(int(m.group(1)) for m in shards if m)
+        if INDEX not in names or not shards or not all(shards) or counts != {len(shards)} \
+                or numbers != list(range(1, len(shards) + 1)):  # fmt: skip
+            raise fail("files", f"{WEIGHTS}, or {INDEX} and shards model-00001-of-0000N.safetensors to N",
+                       records.shown(sorted(names)))  # fmt: skip
+    stack: list[tuple[str, Any]] = list(zoo["model_kwargs"].items())
+    while stack:  # every integer anywhere inside, e.g. input_size: [8, 8]
+        key, item = stack.pop()
+        if isinstance(item, dict):
+            stack += [(f"{key}.{k}", v) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(f"{key}[{i}]", v) for i, v in enumerate(item)]
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_KWARG_INT:
+            raise fail(f"model_kwargs.{key}", f"an integer from {-MAX_KWARG_INT:,} to {MAX_KWARG_INT:,}",
+                       records.shown(item))  # fmt: skip
 
 
 def read_hub_config(data: Any, where: str) -> HubEntry:
     """Check a repository's config.json (``where`` names the repository) and return the zoo entry it describes.
 
-    Whatever the repository holds, the answer is a valid HubEntry or one ZooError line that names the field:
-    UsageError for a repository zoo did not push or a newer zoo did, WeightsError for a malformed one."""
+    Whatever the repository holds, the answer is a valid HubEntry or one ZooError line that names the file and
+    the field: UsageError for a repository zoo did not push or a newer zoo did, WeightsError for a malformed
+    one."""
     zoo = data.get("zoo") if isinstance(data, dict) else None
     if zoo is None:
         arch = data.get("architecture") if isinstance(data, dict) else None
-        hint = f" (a timm repository of {_shown(arch)}? load it with timm)" if isinstance(arch, str) else ""
+        hint = f" (a timm repository of {records.shown(arch)}? load it with timm)" if isinstance(arch, str) else ""
         raise UsageError(f"{where} was not pushed by zoo: its {CONFIG} has no 'zoo' section{hint}")
-    if not isinstance(zoo, dict):
-        raise WeightsError(f"{where}: {CONFIG} field 'zoo' must be an object, got {_shown(zoo)}")
-    check = _HubConfig(zoo, where)
-    check.hub_format()
-    files = check.files()
+    where = f"{where}: {CONFIG}"
+    _checked(data, FORMAT_SPEC, where)  # first: a newer format may hold other fields
+    _checked(data, HUB_CONFIG_SPEC, where)
+    _check_beyond_schema(zoo, where)
     return HubEntry(
-        architecture=check.architecture(), tag=check.tag(), model_kwargs=check.model_kwargs(),
-        labels=check.labels(), preprocessing=check.preprocessing(), metrics=check.json_object("metrics") or {},
-        training=check.json_object("training"), num_params=check.integer("num_params", 0, MAX_PARAMS),
-        license=check.string("license", 100), base_model=check.string("base_model", 200), files=files,
+        architecture=zoo["architecture"], tag=zoo["tag"], model_kwargs=zoo["model_kwargs"],
+        labels=list(zoo.get("labels") or []), preprocessing=zoo.get("preprocessing") or {},
+        metrics=zoo.get("metrics") or {}, training=zoo.get("training"), num_params=zoo.get("num_params"),
+        license=zoo.get("license"), base_model=zoo.get("base_model"), files=dict(zoo["files"]),
     )  # fmt: skip
 
 
 def merge_shards(shards: list[Path], out: Path, metadata: dict[str, str]) -> None:
     """Join safetensors shards into one file (the local registry keeps one weights file per entry)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from zoo_registry.weights_file import save_weights
 
     tensors: dict[str, Any] = {}
     for shard in shards:
@@ -426,7 +358,7 @@ def merge_shards(shards: list[Path], out: Path, metadata: dict[str, str]) -> Non
         if clash:
             raise WeightsError(f"{shard.name}: tensor {sorted(clash)[0]} is in two shards")
         tensors.update(part)
-    save_file(tensors, str(out), metadata={"format": "pt", **metadata})
+    save_weights(tensors, out, metadata)
 
 
 def check_index(index: Any, shards: list[str], where: str) -> None:

@@ -184,5 +184,31 @@ def render(config: dict[str, Any], metrics: dict[str, Any], model_ref: str, hub:
         out.append("\n## On the Hub\n")
         out.append(_table([(f"`{p.get('repo')}` ({p.get('revision')})", f"commit `{p.get('commit')}`, {p.get('date')}")
                            for p in pushed], ("repository", "pushed")))  # fmt: skip
+    rows = _lineage(config, model_ref, pushed=hub is not None)
+    if rows:
+        out += ["\n## Lineage\n", _table(rows, ("", "")) + "\n"]
     out += ["\n## Usage\n", *_usage(config, model_ref, dataset, hub)]
     return "\n".join(out)
+
+
+def _lineage(config: dict[str, Any], model_ref: str, pushed: bool) -> list[tuple[str, Any]]:
+    """What the weights came from (``zoo_registry.lineage``): version (the one pushed), parent, data, run."""
+    lineage = config.get("lineage") or {}
+    rows: list[tuple[str, Any]] = []
+    if config.get("version"):
+        rows.append(("pushed from" if pushed else "version", f"`{model_ref}.{config['tag']}@{config['version']}`"))
+    parent = lineage.get("parent") or {}
+    if parent.get("name"):
+        pinned = f" at `{parent['commit']}`" if parent.get("commit") else ""
+        rows.append(("parent", f"`{parent['name']}`{pinned} ({parent.get('kind', 'weights')})"))
+        if parent.get("pushed_as"):
+            rows.append(("pushed as", f"`{parent['pushed_as']}`"))
+    data = lineage.get("dataset") or {}
+    if data.get("name"):
+        rows.append(("dataset", f"`{data['name']}`" + (f" from `{data['path']}`" if data.get("path") else "")))
+    if data.get("fingerprint"):
+        rows.append(("dataset fingerprint", f"`{data['fingerprint']}`"))
+    run = lineage.get("run") or {}
+    if run.get("id"):
+        rows.append(("run", f"`{run['id']}`" + (f", started {run['created']}" if run.get("created") else "")))
+    return rows

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,18 @@ def state_tensors(model: Any) -> dict[str, Any]:
 
 
 def save_weights(tensors: dict[str, Any], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` as safetensors (``format=pt`` in the header) and fsync it."""
+    """Write ``tensors`` as safetensors (``format=pt`` in the header) and fsync it; an I/O error (a full disk)
+    is an OSError, as any other write's."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt", **(metadata or {})})
+    except SafetensorError as e:  # its Rust code names the OS error only in its message
+        code = re.search(r"\(os error (\d+)\)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
     os.chmod(path, 0o644)  # safetensors creates it private; published weights are meant to be read
     with open(path, "rb") as f:
         os.fsync(f.fileno())

@@ -1,0 +1,222 @@
+"""Recipes: `zoo recipes`, `zoo recipes show`, `zoo train --recipe NAME [overrides]` (what the run records),
+the `zoo_register_recipes` hook with a third-party plugin, and a short run of cifar10-fast's trainer and network
+(whitening, flip-translate augmentation, flip TTA in training and in `zoo eval`) on synthetic data."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from zoo_registry import store
+from zoo_train.fastnet import FastCNN
+from zoo_train.loop import scheduled_lr
+from zoo_train.pipeline import BatchPipeline
+
+from zoo_core import hookimpl, plugins
+from zoo_core.cli import main
+from zoo_core.paths import runs_dir
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+SHIPPED = {"cifar10-tutorial", "cifar10-improvedcnn", "cifar10-resnet18-transfer", "cifar10-fast"}
+TINY = ["--dataset", "synthetic", "--data-opt", "train_size=384", "--data-opt", "test_size=96",
+        "--data-opt", "image_size=16", "--data-opt", "num_classes=4"]  # fmt: skip
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def guide_recipe_plugin() -> str:
+    """The recipe plugin docs/plugins.md shows (tests/test_plugin_guide.py checks that it loads as written)."""
+    text = GUIDE.read_text()
+    return re.search(r"<!-- plugin: zoo_digits_recipes -->\n```python\n(.*?)^```$", text, re.S | re.M).group(1)
+
+
+# -- listing and showing ---------------------------------------------------------------------------------------
+
+
+def test_zoo_recipes_lists_the_shipped_recipes_with_what_they_reach(capsys):
+    code, out, err = run_cli(capsys, "recipes", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert SHIPPED <= set(rows)
+    for row in rows.values():
+        assert row["plugin"] == "train" and row["model"] and row["dataset"] == "cifar10"
+        assert row["train"]["epochs"] >= 1 and row["train"]["batch_size"] >= 1
+    assert rows["cifar10-tutorial"]["train"] == {**rows["cifar10-tutorial"]["train"], "optimizer": "adam",
+                                                  "lr": 0.001, "batch_size": 64, "epochs": 10}  # fmt: skip
+    assert rows["cifar10-tutorial"]["expected"]["top1"] == 74.5  # what zoo measured (benchmarks/results)
+    fast = rows["cifar10-fast"]
+    assert (fast["model"], fast["train"]["trainer"], fast["train"]["tta"]) == ("fastcnn", "fast", "flip")
+    assert rows["cifar10-resnet18-transfer"]["train"]["freeze_backbone"] is True
+
+    code, out, _ = run_cli(capsys, "recipes")
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["name", "model", "dataset", "epochs"] and "top-1" in header
+    assert re.search(r"^cifar10-tutorial\s+simplecnn\s+cifar10\s+10\s+74\.5%", out, re.M)
+
+
+def test_zoo_recipes_show_prints_every_setting_and_the_command(capsys):
+    code, out, err = run_cli(capsys, "recipes", "show", "cifar10-fast")
+    assert code == 0, err
+    assert re.search(r"^model\s+fastcnn$", out, re.M) and re.search(r"^tta\s+flip$", out, re.M)
+    assert re.search(r"^augment\s+flip-translate$", out, re.M) and re.search(r"^precision\s+auto$", out, re.M)
+    assert "zoo train --recipe cifar10-fast" in out
+
+    code, out, _ = run_cli(capsys, "recipes", "show", "train:cifar10-tutorial", "--json")
+    shown = json.loads(out)
+    assert (shown["qualified"], shown["model"], shown["train"]["epochs"]) == ("train:cifar10-tutorial", "simplecnn", 10)
+
+    code, out, err = run_cli(capsys, "recipes", "show", "cifar10-fats")
+    assert code == 2 and not out and "cifar10-fast" in err and len(err.strip().splitlines()) == 1
+
+
+# -- a third-party recipe through the hook ------------------------------------------------------------------------
+
+
+def test_a_third_party_recipe_is_listed_and_trains_with_overrides_recorded(plugin_path, capsys):
+    plugin_path("zoo-digits-recipes", "zoo_digits_recipes", "zoo_digits_recipes", guide_recipe_plugin())
+    code, out, err = run_cli(capsys, "recipes", "--json")
+    assert code == 0, err
+    (mine,) = [r for r in json.loads(out) if r["name"] == "digits-quick"]
+    assert (mine["plugin"], mine["model"], mine["dataset"]) == ("zoo_digits_recipes", "simplecnn", "digits")
+
+    code, out, err = run_cli(capsys, "train", "--recipe", "digits-quick", "--epochs", "2", "--tag", "quick",
+                             "--json")  # fmt: skip
+    assert code == 0, err
+    assert "recipe zoo_digits_recipes:digits-quick" in err and "epochs 2 (recipe: 3)" in err
+    training = json.loads(out)["training"]
+    assert training["recipe"] == "zoo_digits_recipes:digits-quick"
+    assert training["recipe_overrides"] == {"epochs": 3}  # the value the command line replaced
+    assert (training["epochs"], training["lr"], training["batch_size"]) == (2, 0.003, 32)  # the rest: the recipe's
+    assert len(training["history"]) == 2
+    record = json.loads((runs_dir() / "cnn-simplecnn-quick" / "run.json").read_text())
+    assert record["config"]["recipe"] == training["recipe"] and record["config"]["recipe_overrides"] == {"epochs": 3}
+    assert record["command"].startswith("zoo train --recipe digits-quick --epochs 2")
+    assert store.get("simplecnn", "quick").metrics["top1"] > 50  # digits: a real model, not chance (10%)
+
+
+def test_a_recipe_that_breaks_the_schema_fails_its_plugin_only(in_process_plugin, capsys):
+    @hookimpl
+    def zoo_register_recipes(register):
+        register("fine", model="simplecnn", dataset="digits", train={"epochs": 1})
+        register("bad", model="simplecnn", dataset="digits", expected={"top1": 140})
+
+    in_process_plugin(SimpleNamespace(zoo_register_recipes=zoo_register_recipes), "badrecipes")
+    host = plugins.get_host()
+    info = host.infos["badrecipes"]
+    assert info.status == "error" and "expected.top1 must be a number in [0, 100]" in info.errors[0]
+    names = {e.qualified for e in host.catalogue.all("recipe")}
+    assert "badrecipes:fine" not in names and "train:cifar10-fast" in names  # nothing of it is kept
+    assert "plugin 'badrecipes' failed" in capsys.readouterr().err
+
+
+def test_a_recipe_with_a_setting_zoo_train_lacks_is_refused_by_name(in_process_plugin, capsys):
+    @hookimpl
+    def zoo_register_recipes(register):
+        register("odd", model="simplecnn", dataset="digits", train={"epochs": 1, "warp_factor": 9})
+
+    in_process_plugin(SimpleNamespace(zoo_register_recipes=zoo_register_recipes), "oddrecipes")
+    code, out, err = run_cli(capsys, "train", "--recipe", "odd")
+    assert code == 2 and "warp_factor" in err and "oddrecipes" in err and not out
+
+
+def test_train_needs_a_dataset_or_a_recipe(capsys):
+    code, _, err = run_cli(capsys, "train", "simplecnn")
+    assert code == 2 and "--dataset" in err and "--recipe" in err
+
+
+# -- cifar10-fast's parts ---------------------------------------------------------------------------------------
+
+
+def test_whitening_decorrelates_the_2x2_patches():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 1, 12, 12, generator=g)
+    images = torch.cat([base, 0.8 * base + 0.2 * torch.randn(64, 1, 12, 12, generator=g),
+                        torch.randn(64, 1, 12, 12, generator=g)], dim=1)  # correlated channels  # fmt: skip
+    net = FastCNN(num_classes=3)
+    net.set_whitening(images, eps=1e-6)
+    assert not net.whiten.weight.requires_grad  # fixed from now on
+    out = net.whiten(images)[:, :12].permute(0, 2, 3, 1).reshape(-1, 12).double()
+    covariance = torch.cov(out.T)
+    assert torch.allclose(covariance, torch.eye(12, dtype=torch.double), atol=0.05)
+
+
+def test_flip_translate_moves_each_image_by_at_most_two_pixels_with_a_mirrored_border():
+    n, h, w = 64, 8, 8
+    pixels = torch.arange(h * w, dtype=torch.uint8).view(1, h, w, 1).expand(n, h, w, 3).contiguous()
+    pipe = BatchPipeline(mean=[0, 0, 0], std=[1 / 255] * 3, size=(h, w), channels=3, augment="flip-translate",
+                         channels_last=False)  # fmt: skip
+    out = pipe(pixels.permute(0, 3, 1, 2), torch.Generator().manual_seed(0), train=True)[:, 0].round().long()
+
+    def mirror(i: torch.Tensor, size: int) -> torch.Tensor:
+        i = i.abs()
+        return (size - 1) - (size - 1 - i).abs()
+
+    image = torch.arange(h * w).view(h, w)
+    candidates = {}
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            for flip in (False, True):
+                cols = torch.arange(w).flip(0) if flip else torch.arange(w)
+                shifted = image[mirror(torch.arange(h) + dy, h)][:, mirror(cols + dx, w)]
+                candidates[(dy, dx, flip)] = shifted
+    seen = set()
+    for picture in out:
+        match = [k for k, c in candidates.items() if torch.equal(picture, c)]
+        assert match, "an augmented image is no flip and shift of the original"
+        seen.add(match[0])
+    assert len(seen) > 10 and {k[2] for k in seen} == {False, True}  # random shifts, both orientations
+
+
+def test_the_linear_schedule_warms_up_then_falls_to_zero():
+    cfg = SimpleNamespace(schedule="linear", lr=1.0, epochs=10)
+    lrs = [scheduled_lr(cfg, epoch, step, 10) for epoch in range(1, 11) for step in range(1, 11)]
+    assert lrs[0] == pytest.approx(0.2) and max(lrs) == pytest.approx(lrs[20], abs=0.01) and lrs[20] > 0.99
+    assert all(a <= b for a, b in zip(lrs[:20], lrs[1:21], strict=True))  # up, then
+    assert all(a >= b for a, b in zip(lrs[20:-1], lrs[21:], strict=True)) and lrs[-1] < 0.02  # down to ~0
+
+
+def test_a_short_cifar10_fast_run_trains_tests_with_flip_and_eval_reproduces_it(capsys):
+    code, out, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--epochs", "2", "--batch-size",
+                             "64", "--precision", "fp32", "--tag", "tiny", "--json")  # fmt: skip
+    assert code == 0, err
+    assert "whitening filters set" in err
+    result = json.loads(out)
+    metrics, training = result["metrics"], result["training"]
+    assert training["trainer"] == "train:fast" and training["model"] == "train:fastcnn"
+    assert training["recipe"] == "train:cifar10-fast" and training["tta"] == "flip"
+    assert training["recipe_overrides"] == {"dataset": "cifar10", "epochs": 8, "batch_size": 512, "precision": "auto"}
+    assert training["pipeline"]["augment"] == "flip-translate" and training["optimizer"] == "nesterov"
+    assert metrics["tta"] == "flip" and metrics["top1"] > 40  # four classes: chance is 25%
+    assert [h["epoch"] for h in training["history"]] == [1, 2] and "val_top1" in training["history"][-1]
+    # with --val-fraction 0 the one validation is the test, with the same protocol
+    assert metrics["val_top1"] == metrics["top1"]
+
+    code, out, err = run_cli(capsys, "eval", "fastcnn.tiny", *TINY, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tta"] == "flip" and report["top1"] == metrics["top1"]  # the weights' own protocol
+    code, out, _ = run_cli(capsys, "eval", "fastcnn.tiny", *TINY, "--tta", "none", "--json")
+    assert json.loads(out)["tta"] == "none"
+
+    weights = store.get("fastcnn", "tiny")
+    assert weights.config["training"]["recipe"] == "train:cifar10-fast"
+
+
+def test_fastcnn_declares_the_counts_counting_gives():
+    """`zoo list` takes fastcnn's size and cost from its registration (zoo_train's code is not fingerprinted for
+    shipped counts): they must be what counting the model gives."""
+    from zoo_core import stats_cache
+
+    entry = plugins.get_catalogue().get("model", "train:fastcnn")
+    declared = {f: entry.metadata[f] for f in stats_cache.FIELDS}
+    query = stats_cache.model_query(entry)
+    assert stats_cache.count(query, stats_cache.FIELDS) == declared
