@@ -2,6 +2,7 @@
 10 epochs, measured in the same run on the same machine.
 
     python benchmarks/speedrun.py [--data-dir $ZOO_DATA/cifar10] [--seeds 0 1 2] [--recipe cifar10-fast]
+        [--train-arg=--epochs --train-arg=6] [--out FILE]
 
 The tutorial: torchvision ImageFolder + ToTensor/Normalize + DataLoader(num_workers=2), SimpleCNN, Adam 1e-3,
 batch 64 (``train_throughput.tutorial_accuracy``), one epoch over the 50,000 training images, timed around its
@@ -114,6 +115,9 @@ def main() -> int:
     parser.add_argument("--tutorial-epochs", type=int, default=10, help="the budget: this many tutorial epochs")
     parser.add_argument("--device", help="passed to zoo train (a GPU run records its own time; the tutorial stays "
                         "on the CPU as it is written)")  # fmt: skip
+    parser.add_argument("--train-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for zoo train, recorded (repeat it: --train-arg=--epochs "
+                        "--train-arg=6)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results" / "speedrun.json")
     args = parser.parse_args()
     data = args.data_dir or (Path(os.environ["ZOO_DATA"]) / "cifar10" if os.environ.get("ZOO_DATA") else None)
@@ -131,7 +135,7 @@ def main() -> int:
     print("building the decoded-dataset cache (not timed) ...", file=sys.stderr)
     run([sys.executable, "-c", f"from zoo_core.plugin_api import load_dataset; load_dataset('cifar10', {str(data)!r})"],
         env, "decoding the dataset")  # fmt: skip
-    extra = ["--device", args.device] if args.device else []
+    extra = [*(["--device", args.device] if args.device else []), *args.train_arg]
 
     tutorial = [tutorial_epoch(data, env)]
     print(f"tutorial epoch: {tutorial[-1]['train_loop_s']} s (load {tutorial[-1]['load_before']})", file=sys.stderr)
@@ -152,6 +156,7 @@ def main() -> int:
     result = {
         "benchmark": "speedrun",
         "recipe": args.recipe,
+        "recipe_overrides": args.train_arg,
         "dataset": recorded_path(data),
         "target": {"top1": args.target, "within_s": budget,
                    "rule": f"test top-1 >= {args.target}% (mean of the seeds) in no more whole-process time than "

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import zoo_train
 from zoo_registry import store
 from zoo_train.fastnet import FastCNN
 from zoo_train.loop import scheduled_lr
@@ -53,7 +54,7 @@ def test_zoo_recipes_lists_the_shipped_recipes_with_what_they_reach(capsys):
                                                   "lr": 0.001, "batch_size": 64, "epochs": 10}  # fmt: skip
     assert rows["cifar10-tutorial"]["expected"]["top1"] == 74.5  # what zoo measured (benchmarks/results)
     fast = rows["cifar10-fast"]
-    assert (fast["model"], fast["train"]["trainer"], fast["train"]["tta"]) == ("fastcnn", "fast", "flip")
+    assert (fast["model"], fast["train"]["trainer"], fast["train"]["tta"]) == ("fastcnn", "fast", "flip-translate")
     assert rows["cifar10-resnet18-transfer"]["train"]["freeze_backbone"] is True
 
     code, out, _ = run_cli(capsys, "recipes")
@@ -66,7 +67,7 @@ def test_zoo_recipes_lists_the_shipped_recipes_with_what_they_reach(capsys):
 def test_zoo_recipes_show_prints_every_setting_and_the_command(capsys):
     code, out, err = run_cli(capsys, "recipes", "show", "cifar10-fast")
     assert code == 0, err
-    assert re.search(r"^model\s+fastcnn$", out, re.M) and re.search(r"^tta\s+flip$", out, re.M)
+    assert re.search(r"^model\s+fastcnn$", out, re.M) and re.search(r"^tta\s+flip-translate$", out, re.M)
     assert re.search(r"^augment\s+flip-translate$", out, re.M) and re.search(r"^precision\s+auto$", out, re.M)
     assert "zoo train --recipe cifar10-fast" in out
 
@@ -184,18 +185,21 @@ def test_the_linear_schedule_warms_up_then_falls_to_zero():
     assert all(a >= b for a, b in zip(lrs[20:-1], lrs[21:], strict=True)) and lrs[-1] < 0.02  # down to ~0
 
 
-def test_a_short_cifar10_fast_run_trains_tests_with_flip_and_eval_reproduces_it(capsys):
+def test_a_short_cifar10_fast_run_trains_tests_with_its_tta_and_eval_reproduces_it(capsys):
     code, out, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--epochs", "2", "--batch-size",
                              "64", "--precision", "fp32", "--tag", "tiny", "--json")  # fmt: skip
     assert code == 0, err
     assert "whitening filters set" in err
+    recipe = json.loads((Path(zoo_train.__file__).parent / "recipes" / "cifar10-fast.json").read_text())
+    tta = recipe["train"]["tta"]
     result = json.loads(out)
     metrics, training = result["metrics"], result["training"]
     assert training["trainer"] == "train:fast" and training["model"] == "train:fastcnn"
-    assert training["recipe"] == "train:cifar10-fast" and training["tta"] == "flip"
-    assert training["recipe_overrides"] == {"dataset": "cifar10", "epochs": 8, "batch_size": 512, "precision": "auto"}
+    assert training["recipe"] == "train:cifar10-fast" and training["tta"] == tta
+    replaced = {"dataset": recipe["dataset"], **{k: recipe["train"][k] for k in ("epochs", "batch_size", "precision")}}
+    assert training["recipe_overrides"] == replaced  # each option the command line gave, with the recipe's value
     assert training["pipeline"]["augment"] == "flip-translate" and training["optimizer"] == "nesterov"
-    assert metrics["tta"] == "flip" and metrics["top1"] > 40  # four classes: chance is 25%
+    assert metrics["tta"] == tta and metrics["top1"] > 40  # four classes: chance is 25%
     assert [h["epoch"] for h in training["history"]] == [1, 2] and "val_top1" in training["history"][-1]
     # with --val-fraction 0 the one validation is the test, with the same protocol
     assert metrics["val_top1"] == metrics["top1"]
@@ -203,7 +207,7 @@ def test_a_short_cifar10_fast_run_trains_tests_with_flip_and_eval_reproduces_it(
     code, out, err = run_cli(capsys, "eval", "fastcnn.tiny", *TINY, "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert report["tta"] == "flip" and report["top1"] == metrics["top1"]  # the weights' own protocol
+    assert report["tta"] == tta and report["top1"] == metrics["top1"]  # the weights' own protocol
     code, out, _ = run_cli(capsys, "eval", "fastcnn.tiny", *TINY, "--tta", "none", "--json")
     assert json.loads(out)["tta"] == "none"
 
@@ -220,3 +224,31 @@ def test_fastcnn_declares_the_counts_counting_gives():
     declared = {f: entry.metadata[f] for f in stats_cache.FIELDS}
     query = stats_cache.model_query(entry)
     assert stats_cache.count(query, stats_cache.FIELDS) == declared
+
+
+def test_flip_translate_tta_sums_the_image_its_mirror_and_both_one_pixel_diagonal_shifts():
+    from zoo_train.evaluation import tta_logits
+
+    torch.manual_seed(0)
+    weight = torch.randn(3, 5, 6)  # a linear "model": its logit is the image weighted pixel by pixel
+    seen: list[torch.Tensor] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x)
+        return (x * weight).sum((1, 2, 3))[:, None]
+
+    x = torch.randn(2, 3, 5, 6)
+
+    def shifted(d: int) -> torch.Tensor:  # pixel (i, j) shows (i + d, j + d), the border mirrored
+        rows = [(i + d) if 0 <= i + d < 5 else (i - d) for i in range(5)]
+        cols = [(j + d) if 0 <= j + d < 6 else (j - d) for j in range(6)]
+        return x[:, :, rows][:, :, :, cols]
+
+    def logit(image: torch.Tensor) -> torch.Tensor:
+        return (image * weight).sum((1, 2, 3))[:, None]
+
+    assert torch.equal(tta_logits(model, x, "none"), logit(x)) and len(seen) == 1
+    assert torch.allclose(tta_logits(model, x, "flip"), logit(x) + logit(x.flip(3)))
+    expected = logit(x) + logit(x.flip(3)) + sum(0.5 * (logit(v) + logit(v.flip(3))) for v in map(shifted, (-1, 1)))
+    assert torch.allclose(tta_logits(model, x, "flip-translate"), expected, atol=1e-5)
+    assert len(seen) == 1 + 2 + 6

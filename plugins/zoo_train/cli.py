@@ -24,7 +24,7 @@ from zoo_core.plugin_api import (
     the_model,
 )
 from zoo_train.pipeline import AUGMENTS
-from zoo_train.training import OPTIMIZERS, SCHEDULES
+from zoo_train.training import OPTIMIZERS, SCHEDULES, TTAS
 
 
 class ConsoleReporter(Reporter):
@@ -116,8 +116,9 @@ def _display_ref(model: str, tag: str) -> str:
               help="none (default); standard: random crop padded 4 px (at 32x32) + flip; strong: + rotation 15 deg, "
               "colour jitter 0.2; flip-translate: flip + shifts of up to 2 px, the border mirrored.")  # fmt: skip
 @click.option("--label-smoothing", type=float, help="Share of the target spread over all classes (default 0).")
-@click.option("--tta", type=Choice(("none", "flip")),
-              help="The final test: none (default), or flip (each image and its mirror image, logits summed).")
+@click.option("--tta", type=Choice(TTAS),
+              help="The final test: none (default), flip (each image and its mirror image, logits summed), or "
+              "flip-translate (also shifted 1 px diagonally each way).")  # fmt: skip
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=Choice(PRECISIONS), help="fp32 (default), tf32 (GPU), or bf16/fp16 autocast.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: channels_last).")
@@ -265,9 +266,10 @@ def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: 
               help="Run the weights eagerly, or their verified ONNX export in onnxruntime (made if none is stored).")
 @click.option("--int8", is_flag=True, help="With --runtime onnxruntime: the int8 export (calibrated on --dataset "
               "if none is stored).")
-@click.option("--tta", type=Choice(("none", "flip")),
-              help="Test-time augmentation: none, or flip (each image and its mirror image, logits summed); default: "
-              "the protocol of the weights' own test.")  # fmt: skip
+@click.option("--tta", type=Choice(TTAS),
+              help="Test-time augmentation: none, flip (each image and its mirror image, logits summed) or "
+              "flip-translate (also shifted 1 px diagonally each way); default: the protocol of the weights' own "
+              "test.")  # fmt: skip
 def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir: str | None,
              data_opts: tuple[str, ...], device: str, precision: str, batch_size: int | None, img_size: int | None,
              crop_pct: float | None, limit: int | None, workers: int, as_json: bool,

@@ -33,8 +33,9 @@ def predict(
     tta: str = "none",
 ) -> tuple[Any, Any]:  # fmt: skip
     """The top-``k`` predicted class indices (N x k) and the true labels (N), on the CPU; ``batch_size``
-    defaults to ``eval_batch_size`` of the pipeline's device. ``tta="flip"`` sums the logits of each image and
-    its mirror image (test-time augmentation)."""
+    defaults to ``eval_batch_size`` of the pipeline's device. Test-time augmentation (``tta``): ``flip`` sums the
+    logits of each image and its mirror image, ``flip-translate`` adds both shifted one pixel diagonally each way
+    (the border mirrored), with their mirror images."""
     import torch
 
     from zoo_core.plugin_api import autocast, batches
@@ -45,14 +46,38 @@ def predict(
     tops, truths = [], []
     with torch.inference_mode(), autocast(pipeline.device, precision):
         for images, labels in batches(split, batch_size):
-            x = pipeline(images)
-            logits = model(x)
-            if tta == "flip":
-                logits = logits.float() + model(x.flip(3)).float()
+            logits = tta_logits(model, pipeline(images), tta)
             tops.append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
             truths.append(labels.cpu())
     model.train(was_training)
     return torch.cat(tops), torch.cat(truths)
+
+
+TTAS = ("none", "flip", "flip-translate")
+
+
+def tta_logits(model: Any, x: Any, tta: str = "none") -> Any:
+    """``model``'s logits for the batch ``x``, summed over the views ``tta`` names (see ``predict``)."""
+    import torch.nn.functional as F
+
+    logits = model(x)
+    if tta == "none":
+        return logits
+    logits = logits.float() + model(x.flip(3)).float()
+    if tta == "flip-translate":
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        h, w = x.shape[2:]
+        for view in (padded[:, :, :h, :w], padded[:, :, 2:, 2:]):
+            view = view.contiguous(memory_format=_memory_format(x))
+            logits = logits + 0.5 * (model(view).float() + model(view.flip(3)).float())
+    return logits
+
+
+def _memory_format(x: Any) -> Any:
+    """The memory format ``x`` is in, for views made from it."""
+    import torch
+
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
 def accuracy_report(top: Any, labels: Any, names: list[str]) -> dict[str, Any]:
@@ -165,10 +190,7 @@ def predict_files(model: Any, split: Any, transform: Any, device: Any, *, batch_
     tops, truths = [], []
     with torch.inference_mode(), autocast(device, precision):
         for images, labels in loader:
-            x = images.to(device, memory_format=torch.channels_last)
-            logits = model(x)
-            if tta == "flip":
-                logits = logits.float() + model(x.flip(3)).float()
+            logits = tta_logits(model, images.to(device, memory_format=torch.channels_last), tta)
             tops.append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
             truths.append(labels)
     model.train(was_training)
@@ -226,8 +248,8 @@ def evaluate_published(
     weights = found.weights
     assert weights is not None
     tta = tta or (weights.metrics or {}).get("tta") or "none"
-    if tta not in ("none", "flip"):
-        raise UsageError(f"--tta must be none or flip, got {tta!r}")
+    if tta not in TTAS:
+        raise UsageError(f"--tta must be one of {', '.join(TTAS)}, got {tta!r}")
     pre = override(weights.preprocessing, img_size=img_size, crop_pct=crop_pct)
     dev = resolve_device(device)
     check_precision(dev, precision)

@@ -50,7 +50,7 @@ from zoo_train.runs import (
 
 OPTIMIZERS = ("adam", "sgd", "nesterov")
 SCHEDULES = ("constant", "cosine", "linear")
-TTAS = ("none", "flip")  # test-time augmentation of the final test
+TTAS = ("none", "flip", "flip-translate")  # test-time augmentation of the final test (evaluation.tta_logits)
 DEFAULT_TRAINER = "classifier"
 # What may differ when a run is resumed: where it runs and how long, not what it learns from.
 RESUME_OVERRIDES = {"epochs", "device"}
