@@ -89,7 +89,8 @@ def build(spec: str, settings: BenchSettings, device: str) -> Built:
 
 def _exported(found: Any, model: Any, settings: BenchSettings, shape: tuple[int, ...], device: str) -> Any:
     """The verified ONNX export of the weights (zoo_export), made if none is stored, as a module."""
-    from zoo_export.runtime import check_runtime, runtime_model
+    from zoo_export.runtime import check_runtime
+    from zoo_export.verified import runtime_model
 
     check_runtime(settings.runtime, settings.int8)
     if found.weights is None:

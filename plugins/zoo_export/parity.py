@@ -16,9 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zoo_core.plugin_api import ZooError
+
 ATOL = 1e-3
 RTOL = 1e-3
 LARGER_BATCH = 16
+
+
+class ExportRefused(ZooError):
+    """The export was made but does not compute what the model computes (or could not be made), or its int8
+    model loses more accuracy than allowed: nothing kept."""
 
 
 @dataclass

@@ -90,8 +90,8 @@ def quantize_within_budget(found: Any, fp32: Path, target: Path, dataset: str, d
 
     from zoo_core.plugin_api import UsageError, load_dataset
     from zoo_export.images import dataset_images
+    from zoo_export.parity import ExportRefused
     from zoo_export.runtime import onnx_module
-    from zoo_export.verified import ExportRefused
 
     data = load_dataset(dataset, data_dir, decode=False, for_training=False)
     calib_split = next((s for s in ("train", "val") if s in data.splits and s != data.eval_split), None)

@@ -1,8 +1,8 @@
 """Running a verified export where an eager model ran: a ``torch.nn.Module`` over an onnxruntime session.
 
 ``OnnxModule`` takes and gives torch tensors, so ``zoo predict``, ``zoo eval`` and ``zoo benchmark`` use it
-unchanged; ``runtime_model`` finds the registered export of a model's weights (making and verifying one when
-there is none) and wraps it.
+unchanged (``verified.runtime_model`` finds the registered export of a model's weights, making and verifying
+one when there is none, and wraps it). This module imports nothing else of zoo_export but ``extra``.
 """
 
 from __future__ import annotations
@@ -112,22 +112,3 @@ def check_runtime(runtime: str, int8: bool, img_size: int | None = None) -> None
         require("onnx", "onnxruntime")
         if img_size is not None:
             raise UsageError("--runtime onnxruntime runs the export at the weights' own input size; drop --img-size")
-
-
-def runtime_model(name: Any, *, int8: bool = False, default_calib: str | None = None, data_dir: str | None = None,
-                  device: Any = "cpu", model: Any = None, log: Any = None) -> Any:  # fmt: skip
-    """The registered verified ONNX export of ``name``'s weights as an ``OnnxModule`` (int8: the int8 one), made
-    (and verified) first when there is none; an int8 one is calibrated on the weights' own dataset, else on
-    ``default_calib``. ``model``: the eager model, when the caller has built it already."""
-    from zoo_export.verified import export, export_int8
-
-    provider = provider_for(device)
-    if model is not None and any(p.device.type != "cpu" for p in model.parameters()):
-        model = None  # exports are made and checked on the CPU: build a copy there rather than move the caller's
-    if int8:
-        outcome = export_int8(name, default_calib=default_calib, data_dir=data_dir, model=model, log=log)
-    else:
-        outcome = export(name, fmt="onnx", model=model, log=log)
-    module = onnx_module(outcome.stored.file, provider=provider)
-    module.zoo_runtime.update(export=outcome.stored.variant, int8=int8, reused=outcome.reused)
-    return module

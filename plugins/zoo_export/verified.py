@@ -17,14 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_core.plugin_api import UsageError, ZooError
+from zoo_core.plugin_api import UsageError
+from zoo_export.parity import ExportRefused
 
 FORMATS = ("onnx", "pt2")
 LogFn = Callable[[str], None]
-
-
-class ExportRefused(ZooError):
-    """The export was made but does not compute what the model computes (or could not be made): nothing kept."""
 
 
 @dataclass
@@ -387,3 +384,22 @@ def _one_input(pre: Any) -> Any:
     import numpy as np
 
     return np.random.default_rng(0).standard_normal((1, *pre.input_size)).astype(np.float32)
+
+
+def runtime_model(name: Any, *, int8: bool = False, default_calib: str | None = None, data_dir: str | None = None,
+                  device: Any = "cpu", model: Any = None, log: Any = None) -> Any:  # fmt: skip
+    """The registered verified ONNX export of ``name``'s weights as an ``OnnxModule`` (int8: the int8 one), made
+    (and verified) first when there is none; an int8 one is calibrated on the weights' own dataset, else on
+    ``default_calib``. ``model``: the eager model, when the caller has built it already."""
+    from zoo_export.runtime import onnx_module, provider_for
+
+    provider = provider_for(device)
+    if model is not None and any(p.device.type != "cpu" for p in model.parameters()):
+        model = None  # exports are made and checked on the CPU: build a copy there rather than move the caller's
+    if int8:
+        outcome = export_int8(name, default_calib=default_calib, data_dir=data_dir, model=model, log=log)
+    else:
+        outcome = export(name, fmt="onnx", model=model, log=log)
+    module = onnx_module(outcome.stored.file, provider=provider)
+    module.zoo_runtime.update(export=outcome.stored.variant, int8=int8, reused=outcome.reused)
+    return module

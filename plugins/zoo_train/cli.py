@@ -292,7 +292,8 @@ def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir
         check_plot(plot)
     module = None
     if runtime != "torch" or int8:
-        from zoo_export.runtime import check_runtime, runtime_model
+        from zoo_export.runtime import check_runtime
+        from zoo_export.verified import runtime_model
 
         check_runtime(runtime, int8, img_size)
         device = "cpu" if device == "auto" else device

@@ -468,7 +468,7 @@ def publish(plan: RunPlan, trained: Trained) -> TrainOutcome:
 
 def _lineage(plan: RunPlan, trained: Trained) -> dict[str, Any]:
     """What the published version came from: its parent weights, data, recipe and run."""
-    from zoo_registry.lineage import training_lineage
+    from zoo_registry.ancestry import training_lineage
 
     run = {"id": plan.run_dir.name, "created": plan.record.get("created"), "command": plan.command}
     return training_lineage(plan.config.model, asdict(plan.config), trained.data, run)

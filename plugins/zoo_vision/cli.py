@@ -94,7 +94,7 @@ def predict_cmd(model: str | None, model_option: str | None, images: tuple[str, 
         device = "cpu" if device == "auto" else device
     loaded = load_model(spec, device=device, img_size=img_size)
     if runtime != "torch":
-        from zoo_export.runtime import runtime_model
+        from zoo_export.verified import runtime_model
 
         loaded.model = runtime_model(spec, int8=int8, device=loaded.device, model=loaded.model,
                                      log=lambda text: click.echo(f"zoo: {text}", err=True))  # fmt: skip

@@ -130,7 +130,8 @@ def remove_cmd(ref: str, yes: bool) -> None:
     """Delete one version (MODEL.TAG@N), or a tag with all its versions (MODEL.TAG); a broken one too."""
     from zoo_core.plugin_api import WeightsError
     from zoo_registry.layout import read_tag, split_version_tag, tag_dir
-    from zoo_registry.store import get, locate, remove, split_ref
+    from zoo_registry.store import get, locate, split_ref
+    from zoo_registry.versions import remove
 
     plugin, model, name = split_ref(ref)
     tag, version = locate(plugin, model, name)

@@ -5,8 +5,9 @@ weights (a plugin's pretrained tag with its url and sha256, a registry version `
 repository at its commit, with the lineage it was pushed with), the ``dataset`` (name, the path given, options,
 images per split and a fingerprint of what was trained on), the ``recipe`` (the training settings), the
 ``run`` (id, when it started, the command) and the zoo and torch versions; exports made from it are added
-later (``store.record_export``) or found in the export store by the weights' sha256. ``chain`` follows the
-parents through the local registry; ``render`` draws the chain as a tree.
+later (``store.record_export``) or found in the export store by the weights' sha256. ``render`` draws a chain
+as a tree. This module reads no registry (the store records through it): what looks a version's parents up
+there, for a run's record and for the chain, is ``zoo_registry.ancestry``.
 
 The dataset's fingerprint is the sha256 of what training saw: its classes and every split's decoded pixels and
 labels, so the same images give the same fingerprint wherever they lie and whatever their files' dates, and
@@ -24,7 +25,6 @@ NOT_RECIPE = {"model", "dataset", "data_dir", "data_options", "tag", "overwrite"
 # Recipe settings the tree shows (the JSON has them all).
 SHOWN_RECIPE = ("recipe", "epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "weight_decay",
                 "precision", "img_size", "freeze_backbone", "seed", "world_size", "trainer")  # fmt: skip
-MAX_DEPTH = 32  # parents followed before the chain is cut (a chain that loops is cut at the loop)
 
 
 # -- recording ----------------------------------------------------------------------------------------------
@@ -58,47 +58,6 @@ def dataset_record(dataset: Any, data_dir: str | None = None, options: dict[str,
               "images": {k: len(v) for k, v in dataset.splits.items()}, "classes": len(dataset.classes),
               "files": files or None, "fingerprint": fingerprint(dataset)}  # fmt: skip
     return {k: v for k, v in record.items() if v is not None}
-
-
-def parent_record(model: str, tag: str | None) -> dict[str, Any] | None:
-    """The weights a fine-tune of ``model`` started from: the registry version ``tag`` meant (a tag means its
-    current version, so the record names the number), else the plugin's pretrained tag; None from scratch."""
-    if not tag:
-        return None
-    from zoo_core.plugin_api import UnknownNameError, WeightsError, ZooError
-    from zoo_registry import store
-    from zoo_registry.layout import version_tag
-
-    try:
-        entry = store.get(model, tag)
-        record = {"kind": "registry", "name": entry.version_ref, "sha256": entry.sha256}
-        if tag not in (entry.tag, entry.catalogue_tag, version_tag(entry.tag, entry.version)):
-            record["as"] = f"{entry.model_name}.{tag}"  # the alias the run was given
-        return record
-    except (UnknownNameError, WeightsError):
-        pass
-    try:
-        from zoo_core import resolve_weights
-
-        w = resolve_weights(f"{model}.{tag}").weights
-    except ZooError:
-        return {"kind": "pretrained", "name": f"{model}.{tag}"}
-    assert w is not None
-    record = {"kind": "pretrained", "name": w.ref, "source": w.source, "url": w.url, "hf_hub_id": w.hf_hub_id,
-              "sha256": w.sha256}  # fmt: skip
-    return {k: v for k, v in record.items() if v is not None}
-
-
-def training_lineage(model: str, settings: dict[str, Any], dataset: Any, run: dict[str, Any]) -> dict[str, Any]:
-    """The lineage ``zoo train`` records: ``settings`` are its TrainConfig fields, ``run`` its id, start and
-    command."""
-    return {
-        "made_by": "train",
-        "parent": parent_record(model, settings.get("pretrained")),
-        "dataset": dataset_record(dataset, settings.get("data_dir"), settings.get("data_options")),
-        "recipe": {k: v for k, v in settings.items() if k not in NOT_RECIPE},
-        "run": {k: v for k, v in run.items() if v is not None},
-    }
 
 
 def from_training(model: str, training: dict[str, Any] | None, provenance: dict[str, Any]) -> dict[str, Any]:
@@ -173,34 +132,6 @@ def node(entry: Any) -> dict[str, Any]:
            "metrics": metrics, **{k: v for k, v in lineage.items() if k != "exports"},
            "exports": exports_of(entry)}  # fmt: skip
     return {k: v for k, v in out.items() if v not in (None, [], {})}
-
-
-def chain(entry: Any) -> dict[str, Any]:
-    """The version's node with its parents nested under ``parent``, followed through the local registry (a Hub
-    parent's pushed lineage is nested as it was recorded)."""
-    from zoo_core.plugin_api import ZooError, parse
-    from zoo_registry import store
-
-    root = node(entry)
-    current, seen = root, {entry.version_ref}
-    for _ in range(MAX_DEPTH):
-        parent = current.get("parent")
-        if not isinstance(parent, dict) or parent.get("kind") != "registry":
-            break
-        name = str(parent.get("name"))
-        if name in seen:
-            parent["loop"] = True
-            break
-        seen.add(name)
-        try:
-            ref = parse(name)
-            found = store.get_version(ref.model, str(ref.tag), ref.version)
-        except (ZooError, ValueError):
-            parent["missing"] = True  # removed since, or from another machine: what was recorded is all
-            break
-        current["parent"] = {**parent, **node(found)}
-        current = current["parent"]
-    return root
 
 
 # -- drawing it ---------------------------------------------------------------------------------------------

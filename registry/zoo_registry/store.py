@@ -936,24 +936,14 @@ def discard(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def remove(model_name: str, tag: str) -> None:
+def remove_tag(model_name: str, tag: str) -> None:
     """Delete the tag ``model_name``.``tag`` with every version, and the aliases naming them
-    (UnknownNameError when there is none). A version's ``TAG--vN`` removes that version only
-    (``zoo_registry.versions.remove_version``)."""
+    (UnknownNameError when there is none). ``zoo_registry.versions.remove`` also takes one version or an alias."""
     from zoo_registry.blobs import prune
     from zoo_registry.layout import aliases_lock, write_aliases
 
     plugin, name = qualify(model_name)
     check_tag_name(tag)
-    found, version = locate(plugin, name, tag)
-    if version is not None:
-        if found != tag and split_version_tag(tag) is None:
-            raise UsageError(f"{plugin}:{name}.{tag} is an alias of {plugin}:{name}.{found}@{version}; delete it "
-                             f"with `zoo registry alias {plugin}:{name}.{tag} --delete`")  # fmt: skip
-        from zoo_registry.versions import remove_version
-
-        remove_version(f"{plugin}:{name}", found, version)
-        return
     path = tag_dir(plugin, name, tag)
     if not path.is_dir() and not aside_dir(path).is_dir():
         get(f"{plugin}:{name}", tag)  # unknown: the error suggests close tags, before any lock file exists

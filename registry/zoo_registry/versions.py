@@ -26,6 +26,7 @@ from zoo_registry.layout import (
     read_tag,
     recover,
     registry_root,
+    split_version_tag,
     subdirs,
     tag_dir,
     version_tag,
@@ -34,12 +35,15 @@ from zoo_registry.layout import (
 )
 from zoo_registry.store import (
     PublishedEntry,
+    check_tag_name,
     discard,
     get,
     get_version,
+    locate,
     qualified_parts,
     qualify,
     read_entry,
+    remove_tag,
     versions_of,
 )
 
@@ -186,6 +190,22 @@ def delete_alias(model_name: str, alias: str) -> tuple[str, int]:
 
 
 # -- removing versions ----------------------------------------------------------------------------------------
+
+
+def remove(model_name: str, tag: str) -> None:
+    """Delete what ``model_name``.``tag`` names: a tag with every version and the aliases naming them, or, for a
+    version's ``TAG--vN``, that version only (``remove_version``); an alias is refused with the command that
+    deletes it. UnknownNameError when there is none."""
+    plugin, name = qualify(model_name)
+    check_tag_name(tag)
+    found, version = locate(plugin, name, tag)
+    if version is None:
+        remove_tag(f"{plugin}:{name}", tag)
+        return
+    if found != tag and split_version_tag(tag) is None:
+        raise UsageError(f"{plugin}:{name}.{tag} is an alias of {plugin}:{name}.{found}@{version}; delete it "
+                         f"with `zoo registry alias {plugin}:{name}.{tag} --delete`")  # fmt: skip
+    remove_version(f"{plugin}:{name}", found, version)
 
 
 def remove_version(model_name: str, tag: str, version: int) -> int:

@@ -141,7 +141,8 @@ def rollback_cmd(ref: str, version: int | None, as_json: bool) -> None:
 def lineage_cmd(ref: str, as_json: bool) -> None:
     """Where a version came from, as a tree: parent weights (followed through the registry), dataset and its
     fingerprint, recipe, run, software and exports."""
-    from zoo_registry.lineage import chain, render
+    from zoo_registry.ancestry import chain
+    from zoo_registry.lineage import render
 
     tree = chain(_entry(ref))
     if as_json:
