@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import hookimpl
-from zoo_registry.layout import read_aliases
-from zoo_registry.store import load_published, read_default, scan, warn_skipped, weights_metadata
+from zoo_core.plugin_api import registry_dir
 
 HUB_SOURCES = ("hf-hub", "hf_hub")  # timm's spelling, and the one it still accepts
 
 
 @hookimpl
 def zoo_register_weights(register: Any) -> None:
+    if not registry_dir().is_dir():
+        return  # nothing published yet: not even the store's code is needed
+    from zoo_registry.layout import read_aliases
+    from zoo_registry.store import load_published, read_default, scan, warn_skipped, weights_metadata
+
     entries = scan(every_version=True)  # a version whose files are broken is skipped there, with one warning
     by_version = {(e.tag_path.parent, e.tag, e.version): e for e in entries}
     model_dirs: dict[Path, str] = {}
