@@ -534,3 +534,22 @@ def test_registry_remove_takes_y_as_well_as_yes(capsys):
     assert not first.path.exists() and not second.path.exists() and store.list_entries() == []
     code, _, err = run_cli(capsys, "registry", "remove", "simplecnn.first", "-y")
     assert code == 2 and "unknown registry entry" in err
+
+
+def test_a_published_tag_stays_with_its_registry_when_the_catalogue_comes_from_what_zoo_ships(
+    zoo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold cache lists the built-in models from the shipped catalogue, whose rows the process keeps: the tags a
+    registry adds must stay its catalogue's, not reach the next one (another ZOO_HOME) in the same process."""
+    from zoo_core import shipped
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cold_cache"))
+    plugins.reset()
+    assert shipped.catalogue_part("cnn", "zoo_cnn", "entries") is not None  # the rows come from what ships
+    publish("mine")
+    assert "mine" in plugins.get_catalogue().get("model", "simplecnn").pretrained
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "another_home"))
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "another_cold_cache"))
+    plugins.reset()
+    assert "mine" not in plugins.get_catalogue().get("model", "simplecnn").pretrained
+    publish("mine")  # and the tag is free to publish there

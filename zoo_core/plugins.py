@@ -401,7 +401,12 @@ class PluginHost:
 
     def _add_cached(self, kind: str, info: PluginInfo, row: dict[str, Any]) -> None:
         cls = ModelEntry if kind == "model" else Entry
-        entry = cls(row["name"], info.name, row["metadata"], row.get("builder_ref"), kind=kind)
+        # The entry's own metadata: a row may be the shipped catalogue's, which this process keeps and reuses,
+        # and the weights hooks add their tags to an entry's ``pretrained``.
+        metadata = dict(row["metadata"])
+        if isinstance(metadata.get("pretrained"), dict):
+            metadata["pretrained"] = dict(metadata["pretrained"])
+        entry = cls(row["name"], info.name, metadata, row.get("builder_ref"), kind=kind)
         entry._load_builder = self._live_builder
         self.catalogue.add(kind, entry)
 
