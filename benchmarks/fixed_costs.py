@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import recorded_command, recorded_path
+from provenance import cifar10_dir, recorded_command, recorded_path
 
 HERE = Path(__file__).resolve().parent
 TUTORIAL = """
@@ -58,11 +58,7 @@ def main() -> int:
     parser.add_argument("--quiet-wait", type=float, default=120.0, help="seconds to wait for idle CPUs per run")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fixed_costs.json")
     args = parser.parse_args()
-    data = args.data_dir or (Path(os.environ["ZOO_DATA"]) / "cifar10" if os.environ.get("ZOO_DATA") else None)
-    if data is None or not (data / "train").is_dir() or not (data / "test").is_dir():
-        print("fixed_costs: CIFAR-10 not found: pass --data-dir DIR or set ZOO_DATA (a folder holding "
-              "cifar10/{train,test}/<class>/*.jpg)", file=sys.stderr)  # fmt: skip
-        return 2
+    data = cifar10_dir(args.data_dir, "fixed_costs")
 
     home = Path(tempfile.mkdtemp(prefix="zoo_fixed_"))
     env = {**os.environ, "ZOO_HOME": str(home)}

@@ -1,11 +1,12 @@
 """How the benchmark scripts record the command that made a results file: paths of this machine become
 ``$ZOO_DATA/...``, a path relative to the repository, or a bare file name, so a committed result holds no
-absolute path of the machine it was measured on."""
+absolute path of the machine it was measured on; and where the CIFAR-10 copy they read is (``cifar10_dir``)."""
 
 from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (this module lives in benchmarks/)
@@ -38,3 +39,14 @@ def recorded_args(argv: list[str]) -> list[str]:
 def recorded_command(script: str, argv: list[str]) -> str:
     """``python benchmarks/SCRIPT ARGS...`` as it is recorded."""
     return shlex.join(["python", f"benchmarks/{script}", *recorded_args(argv)])
+
+
+def cifar10_dir(given: Path | None, script: str) -> Path:
+    """The CIFAR-10 ImageFolder copy a benchmark reads: ``--data-dir``, else ``$ZOO_DATA/cifar10``; where neither
+    holds train/ and test/, one line on stderr and exit status 2."""
+    data = given or (Path(os.environ["ZOO_DATA"]) / "cifar10" if os.environ.get("ZOO_DATA") else None)
+    if data is None or not (data / "train").is_dir() or not (data / "test").is_dir():
+        print(f"{script}: CIFAR-10 not found: pass --data-dir DIR or set ZOO_DATA (a folder holding "
+              "cifar10/{train,test}/<class>/*.jpg)", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+    return data

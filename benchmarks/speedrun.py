@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provenance import recorded_command, recorded_path
+from provenance import cifar10_dir, recorded_command, recorded_path
 
 HERE = Path(__file__).resolve().parent
 TUTORIAL = """
@@ -120,11 +120,7 @@ def main() -> int:
                         "--train-arg=6)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results" / "speedrun.json")
     args = parser.parse_args()
-    data = args.data_dir or (Path(os.environ["ZOO_DATA"]) / "cifar10" if os.environ.get("ZOO_DATA") else None)
-    if data is None or not (data / "train").is_dir() or not (data / "test").is_dir():
-        print("speedrun: CIFAR-10 not found: pass --data-dir DIR or set ZOO_DATA (a folder holding "
-              "cifar10/{train,test}/<class>/*.jpg)", file=sys.stderr)  # fmt: skip
-        return 2
+    data = cifar10_dir(args.data_dir, "speedrun")
 
     from zoo_core.paths import cache_dir
 

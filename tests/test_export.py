@@ -4,7 +4,6 @@ budget, and the same answers from predict, eval and benchmark in onnxruntime as 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_vision import one_thread
 
 import zoo_core
 from zoo_core import plugins
@@ -70,16 +70,6 @@ def zoo_register_models(register: Any) -> None:
         register(name, builder, input_size=(3, 16, 16), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
                  num_classes=4, pretrained=tag, default_tag="v1")
 '''
-
-
-@contextlib.contextmanager
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

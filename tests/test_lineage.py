@@ -11,27 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 from test_datasets import write_image_folder
+from test_versions import run, run_json
 from zoo_registry import store
 from zoo_registry.lineage import fingerprint
 
 import zoo_core
 from zoo_core import plugins
-from zoo_core.cli import main
 from zoo_core.plugin_api import load_dataset
 
 PRE = {"input_size": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys, *args: str):
-    code, out, err = run(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def publish_base(seed: int) -> store.PublishedEntry:

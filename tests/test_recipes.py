@@ -11,11 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import zoo_train
 from zoo_registry import store
 from zoo_train.fastnet import FastCNN
 from zoo_train.loop import scheduled_lr
 from zoo_train.pipeline import BatchPipeline
+from zoo_train.recipes import get_recipe
 
 from zoo_core import hookimpl, plugins
 from zoo_core.cli import main
@@ -190,7 +190,7 @@ def test_a_short_cifar10_fast_run_trains_tests_with_its_tta_and_eval_reproduces_
                              "64", "--precision", "fp32", "--tag", "tiny", "--json")  # fmt: skip
     assert code == 0, err
     assert "whitening filters set" in err
-    recipe = json.loads((Path(zoo_train.__file__).parent / "recipes" / "cifar10-fast.json").read_text())
+    recipe = get_recipe("cifar10-fast").metadata
     tta = recipe["train"]["tta"]
     result = json.loads(out)
     metrics, training = result["metrics"], result["training"]

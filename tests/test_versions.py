@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_registry import outputs
+from test_registry import run_cli as run
 from zoo_registry import store
 from zoo_registry.weights_file import sha256_file
 
 import zoo_core
 from zoo_core import plugins
-from zoo_core.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 import legacy_registry  # noqa: E402
@@ -35,18 +36,6 @@ def publish(tag: str, seed: int = 0, top1: float = 50.0) -> store.PublishedEntry
     return store.publish(tiny_model(seed), model_name="simplecnn", tag=tag, model_kwargs=KWARGS, labels=LABELS,
                          preprocessing=PREPROCESSING, metrics={"top1": top1},
                          training={"dataset": "digits", "seed": seed})  # fmt: skip
-
-
-def outputs(model: torch.nn.Module) -> torch.Tensor:
-    torch.manual_seed(123)
-    with torch.no_grad():
-        return model.eval()(torch.randn(4, 3, 16, 16))
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_json(capsys, *args: str):

@@ -35,7 +35,6 @@ from zoo_core.entry_points import EntryPoint, find_entry_points
 from zoo_core.errors import PluginError, first_line
 from zoo_core.isolation import run_plugin_code
 from zoo_core.names import parse
-from zoo_core.recipes import validate_recipe
 from zoo_core.weights import validate_tag
 
 ZOO_DIST = "zoo"  # the distribution whose entry points are the built-in plugins
@@ -372,6 +371,7 @@ class PluginHost:
             seen.add(name)
 
         if kind == "recipe":  # data, not code: no builder to keep
+            from zoo_core.recipes import validate_recipe  # only a plugin's live load registers recipes
 
             def register_recipe(name: str, **recipe: Any) -> None:
                 entry = Entry(name, info.name, validate_recipe(name, recipe), kind=kind)

@@ -23,8 +23,9 @@ from zoo_core.plugin_api import (
     precision_option,
     the_model,
 )
+from zoo_train.evaluation import TTAS
 from zoo_train.pipeline import AUGMENTS
-from zoo_train.training import OPTIMIZERS, SCHEDULES, TTAS
+from zoo_train.training import OPTIMIZERS, SCHEDULES
 
 
 class ConsoleReporter(Reporter):

@@ -149,7 +149,7 @@ def evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], d
     # A write through ``.data`` bumps no version counter: each tensor's sum catches those too.
     sums = torch.stack([t.double().sum() for t in tensors]).tolist() if tensors else []
     versions = tuple((t._version, t.data_ptr()) for t in tensors)
-    protocol = {"tta": "none", **kwargs}  # an omitted option is its default: the same protocol, the same key
+    protocol = {**_evaluate_defaults(), **kwargs}  # an omitted option is its default: the same protocol, one key
     key = (versions, tuple(sums), len(split), tuple(labels), tuple(sorted(protocol.items())))
     last = _last_report
     if last and last["key"] == key and all(r() is o for r, o in zip(last["refs"], objects, strict=True)):
@@ -160,6 +160,16 @@ def evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], d
 
 
 _last_report: dict[str, Any] = {}
+
+
+def _evaluate_defaults() -> dict[str, Any]:
+    """``evaluation.evaluate``'s keyword options with their defaults."""
+    import inspect
+
+    from zoo_train.evaluation import evaluate
+
+    params = inspect.signature(evaluate).parameters.values()
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def _evaluate_sharded(model: Any, split: Any, pipeline: Any, labels: list[str], dist: Distributed,

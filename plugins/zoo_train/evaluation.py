@@ -14,6 +14,8 @@ from typing import Any
 
 from zoo_core.plugin_api import UsageError
 
+TTAS = ("none", "flip", "flip-translate")  # test-time augmentation: the views tta_logits sums
+
 # On a CPU a batch's activations should stay in the caches: SimpleCNN predicts the 10,000 CIFAR-10 test
 # images in 0.9 s at batch 128 and 1.5 s at 256 (ImprovedCNN 2.1 s and 3.9 s) on the 2-vCPU dev box.
 CPU_EVAL_BATCH = 128
@@ -51,9 +53,6 @@ def predict(
             truths.append(labels.cpu())
     model.train(was_training)
     return torch.cat(tops), torch.cat(truths)
-
-
-TTAS = ("none", "flip", "flip-translate")
 
 
 def tta_logits(model: Any, x: Any, tta: str = "none") -> Any:

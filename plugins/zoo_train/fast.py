@@ -82,7 +82,7 @@ def train_fast(job: TrainJob) -> dict[str, Any]:
 def _train(job: TrainJob) -> dict[str, Any]:
     import torch
 
-    from zoo_core.plugin_api import batches, num_batches
+    from zoo_core.plugin_api import batches
     from zoo_train.checkpoint import save_checkpoint
     from zoo_train.distributed import evaluate_sharded, restore_checkpoint
     from zoo_train.evaluation import eval_batch_size
@@ -106,8 +106,7 @@ def _train(job: TrainJob) -> dict[str, Any]:
             start, history = state["epoch"] + 1, state["history"]
             reporter.info(f"continuing after epoch {state['epoch']} (checkpoint {job.checkpoint_path})")
     lookahead = Lookahead(model)
-    steps = num_batches(job.train, cfg.batch_size) if len(job.train) < cfg.batch_size else \
-        len(job.train) // cfg.batch_size  # fmt: skip
+    steps = max(len(job.train) // cfg.batch_size, 1)  # full batches only (one short batch when there is no full one)
     total = cfg.epochs * steps
     for epoch in job.epochs(start):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
