@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from zoo_registry import store
 from zoo_train.fastnet import FastCNN
 from zoo_train.loop import scheduled_lr
@@ -156,6 +157,7 @@ def test_flip_translate_moves_each_image_by_at_most_two_pixels_with_a_mirrored_b
     pipe = BatchPipeline(mean=[0, 0, 0], std=[1 / 255] * 3, size=(h, w), channels=3, augment="flip-translate",
                          channels_last=False)  # fmt: skip
     out = pipe(pixels.permute(0, 3, 1, 2), torch.Generator().manual_seed(0), train=True)[:, 0].round().long()
+    unflipped = pipe(pixels.permute(0, 3, 1, 2), torch.Generator().manual_seed(0), train=True, flip=False)
 
     def mirror(i: torch.Tensor, size: int) -> torch.Tensor:
         i = i.abs()
@@ -169,12 +171,106 @@ def test_flip_translate_moves_each_image_by_at_most_two_pixels_with_a_mirrored_b
                 cols = torch.arange(w).flip(0) if flip else torch.arange(w)
                 shifted = image[mirror(torch.arange(h) + dy, h)][:, mirror(cols + dx, w)]
                 candidates[(dy, dx, flip)] = shifted
-    seen = set()
-    for picture in out:
-        match = [k for k, c in candidates.items() if torch.equal(picture, c)]
-        assert match, "an augmented image is no flip and shift of the original"
-        seen.add(match[0])
+
+    def shifts_and_flips(batch: torch.Tensor) -> set[tuple[int, int, bool]]:
+        seen = set()
+        for picture in batch:
+            match = [k for k, c in candidates.items() if torch.equal(picture, c)]
+            assert match, "an augmented image is no flip and shift of the original"
+            seen.add(match[0])
+        return seen
+
+    seen = shifts_and_flips(out)
     assert len(seen) > 10 and {k[2] for k in seen} == {False, True}  # random shifts, both orientations
+    seen = shifts_and_flips(unflipped[:, 0].round().long())  # a trainer that flips them itself
+    assert len(seen) > 5 and {k[2] for k in seen} == {False}  # (shifts of one pixel at this size: 9)
+
+
+def test_alternating_flips_show_every_image_each_way_in_two_epochs_in_a_row():
+    from zoo_train.fast import alternating_flips
+
+    from zoo_core.plugin_api import Split
+
+    n = 200
+    pixels = torch.randint(0, 256, (n, 4, 5, 3), dtype=torch.uint8)
+    labels = torch.arange(n)
+    odd, even = alternating_flips(Split(pixels, labels), seed=3)
+    mirrored = pixels.flip(2)
+    assert torch.equal(odd.labels, labels) and torch.equal(even.labels, labels)
+    flipped_odd = torch.tensor([torch.equal(odd.pixels[i], mirrored[i]) for i in range(n)])
+    assert all(torch.equal(odd.pixels[i], pixels[i]) for i in range(n) if not flipped_odd[i])
+    assert all(torch.equal(even.pixels[i], pixels[i] if flipped_odd[i] else mirrored[i]) for i in range(n))
+    assert 60 < int(flipped_odd.sum()) < 140  # a random half
+    again, _ = alternating_flips(Split(pixels, labels), seed=3)
+    assert torch.equal(again.pixels, odd.pixels)  # the seed decides: a resumed run flips alike
+
+
+def test_early_windows_are_one_random_window_of_the_whole_batch():
+    from zoo_train.fast import early_window
+
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(0)
+    corners = set()
+    for _ in range(20):
+        window = early_window(x, 24, generator)
+        assert window.shape == (4, 3, 24, 24) and window.is_contiguous(memory_format=torch.channels_last)
+        found = [(top, left) for top in range(9) for left in range(9)
+                 if torch.equal(window, x[:, :, top : top + 24, left : left + 24])]  # fmt: skip
+        assert len(found) == 1
+        corners.add(found[0])
+    assert len(corners) > 5  # random windows
+    assert early_window(x, 32, generator) is x  # a window as large as the image is the image
+
+
+def test_orthogonalised_matrices_have_singular_values_near_one():
+    from zoo_train.muon import orthogonalised
+
+    torch.manual_seed(0)
+    for shape in ((64, 216), (256, 64)):  # wide and tall
+        gradient = torch.randn(*shape) @ torch.diag(torch.logspace(-1, 0, shape[1]))  # condition number 6 to 14
+        assert torch.linalg.cond(gradient) > 5
+        values = torch.linalg.svdvals(orthogonalised(gradient).float())
+        assert orthogonalised(gradient).shape == shape
+        assert values.min() > 0.6 and values.max() < 1.25, values  # three steps: near 1, not exactly 1
+
+
+def test_muon_sgd_steps_other_groups_as_torch_sgd_and_keeps_filter_norms():
+    from zoo_train.muon import MuonSGD
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 8, 3, bias=True)
+    head = torch.nn.Linear(8, 4)
+    twin = [p.detach().clone().requires_grad_() for p in (head.weight, head.bias)]
+    groups = [{"params": [conv.weight], "muon": True, "momentum": 0.6},
+              {"params": [head.weight, head.bias, conv.bias], "weight_decay": 0.01}]  # fmt: skip
+    ours = MuonSGD(groups, lr=0.1, momentum=0.85)
+    theirs = torch.optim.SGD(twin, lr=0.1, momentum=0.85, nesterov=True, weight_decay=0.01)
+    x, y = torch.randn(16, 3, 5, 5), torch.randint(0, 4, (16,))
+    losses = []
+    for _ in range(5):
+        for opt in (ours, theirs):
+            opt.zero_grad()
+        features = conv(x).amax((2, 3))
+        loss = F.cross_entropy(head(features), y)
+        loss.backward()
+        F.cross_entropy(F.linear(features.detach(), *twin), y).backward()
+        ours.step()
+        theirs.step()
+        losses.append(float(loss))
+        assert torch.allclose(head.weight, twin[0], atol=1e-6) and torch.allclose(head.bias, twin[1], atol=1e-6)
+        norm = float(conv.weight.norm())
+        assert abs(norm - 8**0.5) < 1.0  # reset to sqrt(out channels), then one step of norm ~ lr * sqrt(rank)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="two or more dimensions"):
+        MuonSGD([{"params": [head.bias], "muon": True}], lr=0.1, momentum=0.9)
+
+
+def test_the_fast_trainers_options_are_refused_by_the_classifier_trainer(capsys):
+    for option in (["--optimizer", "muon"], ["--early-crop", "8", "--early-crop-epochs", "1"]):
+        code, _, err = run_cli(capsys, "train", "simplecnn", *TINY, "--epochs", "1", *option)
+        assert code == 2 and "fast trainer" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--early-crop", "0")
+    assert code == 2 and "--early-crop must be a positive side" in err and "Traceback" not in err
 
 
 def test_the_linear_schedule_warms_up_then_falls_to_zero():
@@ -186,7 +282,7 @@ def test_the_linear_schedule_warms_up_then_falls_to_zero():
 
 
 def test_a_short_cifar10_fast_run_trains_tests_with_its_tta_and_eval_reproduces_it(capsys):
-    code, out, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--epochs", "2", "--batch-size",
+    code, out, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--epochs", "4", "--batch-size",
                              "64", "--precision", "fp32", "--tag", "tiny", "--json")  # fmt: skip
     assert code == 0, err
     assert "whitening filters set" in err
@@ -198,9 +294,10 @@ def test_a_short_cifar10_fast_run_trains_tests_with_its_tta_and_eval_reproduces_
     assert training["recipe"] == "train:cifar10-fast" and training["tta"] == tta
     replaced = {"dataset": recipe["dataset"], **{k: recipe["train"][k] for k in ("epochs", "batch_size", "precision")}}
     assert training["recipe_overrides"] == replaced  # each option the command line gave, with the recipe's value
-    assert training["pipeline"]["augment"] == "flip-translate" and training["optimizer"] == "nesterov"
-    assert metrics["tta"] == tta and metrics["top1"] > 40  # four classes: chance is 25%
-    assert [h["epoch"] for h in training["history"]] == [1, 2] and "val_top1" in training["history"][-1]
+    assert training["pipeline"]["augment"] == "flip-translate" and training["optimizer"] == recipe["train"]["optimizer"]
+    assert training["early_crop"] == recipe["train"]["early_crop"] and training["early_crop_epochs"] == 4
+    assert metrics["tta"] == tta and metrics["top1"] > 60  # four classes: chance is 25%
+    assert [h["epoch"] for h in training["history"]] == [1, 2, 3, 4] and "val_top1" in training["history"][-1]
     # with --val-fraction 0 the one validation is the test, with the same protocol
     assert metrics["val_top1"] == metrics["top1"]
 

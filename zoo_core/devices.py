@@ -107,9 +107,9 @@ def numerics(device: Any, precision: str) -> Any:
         torch.set_float32_matmul_precision(precision_setting)
 
 
-# glibc's mallopt parameters, and the values zoo sets: 32 MB is the largest mmap threshold glibc accepts.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 1 << 30
+# glibc's mallopt parameters, and the values zoo sets: no mmap'd blocks, up to 1 GB of free heap kept.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_MMAP_MAX, _TRIM_THRESHOLD = 0, 1 << 30
 
 
 @functools.cache
@@ -117,11 +117,12 @@ def keep_freed_cpu_memory() -> bool:
     """Have glibc's malloc keep freed memory for reuse; whether it could (False off glibc).
 
     A CPU training or evaluation step frees and allocates the same activation buffers every time. By default
-    glibc gives buffers of a few MB back to the kernel when they are freed and faults in fresh zeroed pages
+    glibc gives buffers over a few MB back to the kernel when they are freed and faults in fresh zeroed pages
     at the next allocation: 3,000-4,000 page faults a step for SimpleCNN at batch 64, 10-20% of the step on
-    two vCPUs. Here buffers under 32 MB come from the heap and up to 1 GB of free heap is kept, the effect of
-    the jemalloc/tcmalloc preload PyTorch's CPU tuning guide recommends. The process then holds on to its
-    peak memory until it exits, as torch's CUDA allocator does on a GPU."""
+    two vCPUs. FastCNN's buffers at batch 1024 reach 120 MB, over the largest mmap threshold glibc accepts
+    (32 MB), so here every buffer comes from the heap (glibc maps no block of its own) and up to 1 GB of free
+    heap is kept, the effect of the jemalloc/tcmalloc preload PyTorch's CPU tuning guide recommends. The
+    process then holds on to its peak memory until it exits, as torch's CUDA allocator does on a GPU."""
     import platform
 
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
@@ -130,6 +131,6 @@ def keep_freed_cpu_memory() -> bool:
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
-        return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+        return bool(mallopt(_M_MMAP_MAX, _MMAP_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
     except (OSError, AttributeError):
         return False

@@ -108,7 +108,8 @@ def _display_ref(model: str, tag: str) -> str:
 @click.option("--batch-size", type=int, help="Images per step (default 64).")
 @click.option("--lr", type=float, help="Learning rate (default 1e-3).")
 @click.option("--optimizer", type=Choice(OPTIMIZERS),
-              help="adam (default), sgd (momentum 0.9) or nesterov (SGD with Nesterov momentum).")
+              help="adam (default), sgd (momentum 0.9), nesterov (SGD with Nesterov momentum) or muon (the fast "
+              "trainer's: Muon for conv filters, Nesterov SGD for the rest).")  # fmt: skip
 @click.option("--weight-decay", type=float, help="Weight decay (default 0).")
 @click.option("--schedule", type=Choice(SCHEDULES),
               help="Learning rate: constant (default, the tutorial's), cosine decay to 0 over the run, or linear: "
@@ -117,6 +118,10 @@ def _display_ref(model: str, tag: str) -> str:
               help="none (default); standard: random crop padded 4 px (at 32x32) + flip; strong: + rotation 15 deg, "
               "colour jitter 0.2; flip-translate: flip + shifts of up to 2 px, the border mirrored.")  # fmt: skip
 @click.option("--label-smoothing", type=float, help="Share of the target spread over all classes (default 0).")
+@click.option("--early-crop", type=int, metavar="PX",
+              help="The fast trainer: train the first --early-crop-epochs epochs on a random PX x PX window of each "
+              "batch (cheaper early epochs; the network sees whole images from then on).")  # fmt: skip
+@click.option("--early-crop-epochs", type=int, help="Epochs trained on --early-crop windows (default 0).")
 @click.option("--tta", type=Choice(TTAS),
               help="The final test: none (default), flip (each image and its mirror image, logits summed), or "
               "flip-translate (also shifted 1 px diagonally each way).")  # fmt: skip

@@ -94,9 +94,10 @@ class FastCNN(nn.Module):
         them."""
         c = self.whiten.in_channels
         patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1)  # N, C, H-1, W-1, 2, 2
-        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4)
         patches = patches - patches.mean(0)
-        covariance = patches.T @ patches / max(len(patches) - 1, 1)
+        # float32 products (a fifth of the time of float64 for 5,000 images), float64 from the sums on
+        covariance = (patches.T @ patches).double() / max(len(patches) - 1, 1)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp(min=0) + eps)[:, None]).reshape(c * 4, c, 2, 2)
         self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight.dtype))

@@ -7,7 +7,7 @@ import math
 import time
 from typing import Any
 
-from zoo_core.plugin_api import TrainingError, TrainJob, autocast, numerics
+from zoo_core.plugin_api import TrainingError, TrainJob, UsageError, autocast, numerics
 
 LOG_EVERY = 10  # steps between progress reports (each one reads the loss, which syncs a GPU)
 WARMUP = 0.2  # the linear schedule's warm-up: this share of the run, from a fifth of --lr up to it
@@ -47,6 +47,9 @@ class TrainStep:
 def make_optimizer(config: Any, params: list[Any]) -> Any:
     import torch
 
+    if config.optimizer == "muon":
+        raise UsageError("--optimizer muon is the fast trainer's (--trainer fast); this trainer takes adam, sgd or "
+                         "nesterov")  # fmt: skip
     if config.optimizer in ("sgd", "nesterov"):
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                nesterov=config.optimizer == "nesterov")  # fmt: skip
@@ -83,6 +86,8 @@ def _diverged(value: float, epoch: int, step: int, lr: float, job: TrainJob) -> 
 
 
 def train_classifier(job: TrainJob) -> dict[str, Any]:
+    if job.config.early_crop and job.config.early_crop_epochs:
+        raise UsageError("--early-crop is the fast trainer's (--trainer fast)")
     with numerics(job.device, job.config.precision):
         return _train(job)
 

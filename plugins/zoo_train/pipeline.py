@@ -62,14 +62,16 @@ class BatchPipeline:
         # torchvision's RandomCrop(32, padding=4), scaled for other sizes; flip-translate shifts half as far
         self.padding = max(1, round((2 if augment == "flip-translate" else 4) * min(self.size) / 32))
 
-    def __call__(self, images: Any, generator: Any = None, train: bool = False) -> Any:
+    def __call__(self, images: Any, generator: Any = None, train: bool = False, flip: bool = True) -> Any:
+        """The batch for the network; ``train`` augments it, flipping half of the images unless ``flip`` is
+        False (a trainer that flips them itself, as the ``fast`` trainer's alternating flip does)."""
         import torch
 
         x = images.to(self.device, non_blocking=True)
         augment = self.augment if train else "none"
         same_size = tuple(x.shape[2:]) == self.size and self.resize_to in (None, self.size)
         if augment != "none" and same_size:
-            x = self._crop_flip(x, generator)  # on uint8: a quarter of the bytes to move
+            x = self._crop_flip(x, generator, flip)  # on uint8: a quarter of the bytes to move
         if x.shape[1] != self.channels or not same_size or augment == "strong":
             x = convert_channels(x.float(), self.channels)
             if not same_size and self.resize_to is not None:
@@ -82,7 +84,7 @@ class BatchPipeline:
                 x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", antialias=True,
                                                     align_corners=False)  # fmt: skip
                 if augment != "none":
-                    x = self._crop_flip(x, generator)
+                    x = self._crop_flip(x, generator, flip)
             if augment == "strong":
                 x = x.contiguous()  # grid_sample and the per-image reductions are far slower on channels_last
                 x = self._jitter(self._rotate(x, generator), generator)
@@ -95,40 +97,46 @@ class BatchPipeline:
 
         return torch.rand(n, generator=generator).to(self.device)
 
-    def _crop_flip(self, x: Any, generator: Any) -> Any:
-        """Random crop (zero padding) and horizontal flip of every image with one gather of pixels."""
+    def _crop_flip(self, x: Any, generator: Any, flip: bool = True) -> Any:
+        """Random crop (zero padding) and horizontal flip of half of the images (``flip``) with one gather of
+        pixels."""
         import torch
         import torch.nn.functional as F
 
         n, c, h, w = x.shape
         p = self.padding
         if self.augment == "flip-translate":
-            return self._translate_flip(x, generator)
+            return self._translate_flip(x, generator, flip)
         padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, p, p, p, p))  # N x (H+2p) x (W+2p) x C
         oy = torch.randint(0, 2 * p + 1, (n, 1, 1), generator=generator).to(self.device)
         ox = torch.randint(0, 2 * p + 1, (n, 1, 1), generator=generator).to(self.device)
-        flip = (torch.rand(n, 1, 1, generator=generator) < 0.5).to(self.device)
-        rows = oy + torch.arange(h, device=self.device).view(1, h, 1)
         ar_w = torch.arange(w, device=self.device).view(1, 1, w)
-        cols = ox + torch.where(flip, w - 1 - ar_w, ar_w)
+        rows = oy + torch.arange(h, device=self.device).view(1, h, 1)
+        cols = ox + (self._flipped(ar_w, n, generator) if flip else ar_w)
         pixel = (torch.arange(n, device=self.device).view(n, 1, 1) * (h + 2 * p) + rows) * (w + 2 * p) + cols
         return padded.reshape(-1, c).index_select(0, pixel.view(-1)).view(n, h, w, c).permute(0, 3, 1, 2)
 
-    def _translate_flip(self, x: Any, generator: Any) -> Any:
+    def _translate_flip(self, x: Any, generator: Any, flip: bool = True) -> Any:
         """Shift every image by up to ``padding`` pixels each way, the uncovered border mirrored from the image
-        (no black bars for the network to learn), and flip half of them: one gather of pixels."""
+        (no black bars for the network to learn), and flip half of them (``flip``): one gather of pixels."""
         import torch
 
         n, c, h, w = x.shape
         p = self.padding
         oy = torch.randint(-p, p + 1, (n, 1, 1), generator=generator).to(self.device)
         ox = torch.randint(-p, p + 1, (n, 1, 1), generator=generator).to(self.device)
-        flip = (torch.rand(n, 1, 1, generator=generator) < 0.5).to(self.device)
         ar_w = torch.arange(w, device=self.device).view(1, 1, w)
         rows = _mirror(oy + torch.arange(h, device=self.device).view(1, h, 1), h)
-        cols = _mirror(ox + torch.where(flip, w - 1 - ar_w, ar_w), w)
+        cols = _mirror(ox + (self._flipped(ar_w, n, generator) if flip else ar_w), w)
         pixel = (torch.arange(n, device=self.device).view(n, 1, 1) * h + rows) * w + cols
         return x.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, pixel.view(-1)).view(n, h, w, c).permute(0, 3, 1, 2)
+
+    def _flipped(self, columns: Any, n: int, generator: Any) -> Any:
+        """The column indices (1 x 1 x W) of ``n`` images, reversed for a random half of them."""
+        import torch
+
+        flip = (torch.rand(n, 1, 1, generator=generator) < 0.5).to(self.device)
+        return torch.where(flip, columns.shape[2] - 1 - columns, columns)
 
     def _rotate(self, x: Any, generator: Any, degrees: float = 15.0) -> Any:
         import math

@@ -49,7 +49,7 @@ from zoo_train.runs import (
     write_record,
 )
 
-OPTIMIZERS = ("adam", "sgd", "nesterov")
+OPTIMIZERS = ("adam", "sgd", "nesterov", "muon")  # muon: the fast trainer's
 SCHEDULES = ("constant", "cosine", "linear")
 DEFAULT_TRAINER = "classifier"
 # What may differ when a run is resumed: where it runs and how long, not what it learns from.
@@ -86,6 +86,8 @@ class TrainConfig:
     sync_bn: bool = False
     label_smoothing: float = 0.0
     tta: str = "none"
+    early_crop: int | None = None  # the fast trainer: the first early_crop_epochs train on crops of this side
+    early_crop_epochs: int = 0
     recipe: str | None = None  # the recipe (plugin:name) the settings came from
     recipe_overrides: dict[str, Any] = field(default_factory=dict)  # option -> the recipe's value it replaced
     world_size: int = 1  # processes of the run, each with batch_size images a step (set by zoo, not an option)
@@ -105,6 +107,10 @@ class TrainConfig:
                 raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.early_crop is not None and self.early_crop < 1 or self.early_crop_epochs < 0:
+            raise UsageError("--early-crop must be a positive side in pixels and --early-crop-epochs at least 0")
+        if self.early_crop_epochs and not self.early_crop:
+            raise UsageError("--early-crop-epochs needs --early-crop PX (the side of the windows)")
         if not 0 <= self.val_fraction < 1:
             raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.freeze_backbone and not self.pretrained:
