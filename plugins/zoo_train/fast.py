@@ -88,7 +88,8 @@ def param_groups(job: TrainJob) -> list[dict[str, Any]]:
             {"params": biases, "lr_scale": MUON_BIAS_LR, "weight_decay": cfg.weight_decay / MUON_BIAS_LR}]  # fmt: skip
 
 
-def make_optimizer(job: TrainJob) -> Any:
+def fast_optimizer(job: TrainJob) -> Any:
+    """MuonSGD for --optimizer muon, else torch SGD, over ``param_groups``."""
     import torch
 
     cfg = job.config
@@ -150,7 +151,7 @@ def _train(job: TrainJob) -> dict[str, Any]:
         reporter.info(f"whitening filters set from the 2x2 patches of {len(sample):,} training images")
     if hasattr(model, "whiten"):
         model.whiten.weight.requires_grad_(False)
-    optimizer = make_optimizer(job)
+    optimizer = fast_optimizer(job)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     start, history = 1, []
     if job.resume:

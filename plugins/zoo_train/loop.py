@@ -47,9 +47,6 @@ class TrainStep:
 def make_optimizer(config: Any, params: list[Any]) -> Any:
     import torch
 
-    if config.optimizer == "muon":
-        raise UsageError("--optimizer muon is the fast trainer's (--trainer fast); this trainer takes adam, sgd or "
-                         "nesterov")  # fmt: skip
     if config.optimizer in ("sgd", "nesterov"):
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                nesterov=config.optimizer == "nesterov")  # fmt: skip
@@ -85,9 +82,14 @@ def _diverged(value: float, epoch: int, step: int, lr: float, job: TrainJob) -> 
     ), job.distributed)  # fmt: skip
 
 
+FAST_ONLY = {"--optimizer muon": lambda cfg: cfg.optimizer == "muon",
+             "--early-crop": lambda cfg: bool(cfg.early_crop and cfg.early_crop_epochs)}  # fmt: skip
+
+
 def train_classifier(job: TrainJob) -> dict[str, Any]:
-    if job.config.early_crop and job.config.early_crop_epochs:
-        raise UsageError("--early-crop is the fast trainer's (--trainer fast)")
+    given = [option for option, used in FAST_ONLY.items() if used(job.config)]
+    if given:
+        raise UsageError(f"{' and '.join(given)}: the fast trainer's (--trainer fast), not this one's")
     with numerics(job.device, job.config.precision):
         return _train(job)
 

@@ -107,7 +107,7 @@ class TrainConfig:
                 raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.early_crop is not None and self.early_crop < 1 or self.early_crop_epochs < 0:
+        if (self.early_crop is not None and self.early_crop < 1) or self.early_crop_epochs < 0:
             raise UsageError("--early-crop must be a positive side in pixels and --early-crop-epochs at least 0")
         if self.early_crop_epochs and not self.early_crop:
             raise UsageError("--early-crop-epochs needs --early-crop PX (the side of the windows)")
