@@ -55,7 +55,7 @@ def test_zoo_recipes_lists_the_shipped_recipes_with_what_they_reach(capsys):
                                                   "lr": 0.001, "batch_size": 64, "epochs": 10}  # fmt: skip
     assert rows["cifar10-tutorial"]["expected"]["top1"] == 74.5  # what zoo measured (benchmarks/results)
     fast = rows["cifar10-fast"]
-    assert (fast["model"], fast["train"]["trainer"], fast["train"]["tta"]) == ("fastcnn", "fast", "flip-translate")
+    assert (fast["model"], fast["train"]["trainer"], fast["train"]["tta"]) == ("fastcnn", "fast", "unsure")
     assert rows["cifar10-resnet18-transfer"]["train"]["freeze_backbone"] is True
 
     code, out, _ = run_cli(capsys, "recipes")
@@ -68,7 +68,7 @@ def test_zoo_recipes_lists_the_shipped_recipes_with_what_they_reach(capsys):
 def test_zoo_recipes_show_prints_every_setting_and_the_command(capsys):
     code, out, err = run_cli(capsys, "recipes", "show", "cifar10-fast")
     assert code == 0, err
-    assert re.search(r"^model\s+fastcnn$", out, re.M) and re.search(r"^tta\s+flip-translate$", out, re.M)
+    assert re.search(r"^model\s+fastcnn$", out, re.M) and re.search(r"^tta\s+unsure$", out, re.M)
     assert re.search(r"^augment\s+flip-translate$", out, re.M) and re.search(r"^precision\s+auto$", out, re.M)
     assert "zoo train --recipe cifar10-fast" in out
 
@@ -222,6 +222,24 @@ def test_early_windows_are_one_random_window_of_the_whole_batch():
     assert early_window(x, 32, generator) is x  # a window as large as the image is the image
 
 
+def test_colour_jitter_shifts_and_scales_each_image_within_its_range():
+    from zoo_train.fast import color_jitter
+
+    x = torch.randn(64, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = color_jitter(x, 0.2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.is_contiguous(memory_format=torch.channels_last)
+    # each image is (x + shift) * factor: one least-squares line per image recovers both
+    flat_x, flat_y = x.flatten(1), y.flatten(1)
+    xc, yc = flat_x - flat_x.mean(1, keepdim=True), flat_y - flat_y.mean(1, keepdim=True)
+    factor = (xc * yc).sum(1) / (xc * xc).sum(1)
+    shift = flat_y.mean(1) / factor - flat_x.mean(1)
+    assert torch.allclose(flat_y, (flat_x + shift[:, None]) * factor[:, None], atol=1e-4)
+    assert (factor - 1).abs().max() <= 0.2 + 1e-5 and shift.abs().max() <= 0.2 + 1e-5
+    assert (factor - 1).abs().max() > 0.1 and shift.abs().max() > 0.1  # drawn across the range, not fixed
+    again = color_jitter(x, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(again, y)  # the run's generator decides
+
+
 def test_orthogonalised_matrices_have_singular_values_near_one():
     from zoo_train.muon import orthogonalised
 
@@ -266,19 +284,25 @@ def test_muon_sgd_steps_other_groups_as_torch_sgd_and_keeps_filter_norms():
 
 
 def test_the_fast_trainers_options_are_refused_by_the_classifier_trainer(capsys):
-    for option in (["--optimizer", "muon"], ["--early-crop", "8", "--early-crop-epochs", "1"]):
+    for option in (["--optimizer", "muon"], ["--early-crop", "8", "--early-crop-epochs", "1"],
+                   ["--color-jitter", "0.1"]):  # fmt: skip
         code, _, err = run_cli(capsys, "train", "simplecnn", *TINY, "--epochs", "1", *option)
         assert code == 2 and "fast trainer" in err and "Traceback" not in err
     code, _, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--early-crop", "0")
     assert code == 2 and "--early-crop must be a positive side" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "train", "--recipe", "cifar10-fast", *TINY, "--color-jitter", "1.5")
+    assert code == 2 and "--color-jitter must be in [0, 1)" in err and "Traceback" not in err
 
 
-def test_the_linear_schedule_warms_up_then_falls_to_zero():
+def test_the_linear_schedule_warms_up_then_falls_to_zero_and_decay_falls_from_the_start():
     cfg = SimpleNamespace(schedule="linear", lr=1.0, epochs=10)
     lrs = [scheduled_lr(cfg, epoch, step, 10) for epoch in range(1, 11) for step in range(1, 11)]
     assert lrs[0] == pytest.approx(0.2) and max(lrs) == pytest.approx(lrs[20], abs=0.01) and lrs[20] > 0.99
     assert all(a <= b for a, b in zip(lrs[:20], lrs[1:21], strict=True))  # up, then
     assert all(a >= b for a, b in zip(lrs[20:-1], lrs[21:], strict=True)) and lrs[-1] < 0.02  # down to ~0
+    cfg.schedule = "decay"
+    lrs = [scheduled_lr(cfg, epoch, step, 10) for epoch in range(1, 11) for step in range(1, 11)]
+    assert lrs[0] == 1.0 and lrs[50] == pytest.approx(0.5) and lrs[-1] == pytest.approx(0.01)  # no warm-up
 
 
 def test_a_short_cifar10_fast_run_trains_tests_with_its_tta_and_eval_reproduces_it(capsys):
@@ -349,3 +373,27 @@ def test_flip_translate_tta_sums_the_image_its_mirror_and_both_one_pixel_diagona
     expected = logit(x) + logit(x.flip(3)) + sum(0.5 * (logit(v) + logit(v.flip(3))) for v in map(shifted, (-1, 1)))
     assert torch.allclose(tta_logits(model, x, "flip-translate"), expected, atol=1e-5)
     assert len(seen) == 1 + 2 + 6
+
+
+def test_unsure_tta_takes_the_flip_translate_views_only_for_images_the_plain_prediction_is_unsure_of():
+    from zoo_train.evaluation import FLIP_TRANSLATE_WEIGHT, UNSURE_BELOW, tta_logits
+
+    torch.manual_seed(0)
+    weight = torch.randn(4, 3, 5, 6)  # a linear "model" with four classes
+    rows_seen: list[int] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        rows_seen.append(len(x))
+        return torch.einsum("nchw,kchw->nk", x, weight)
+
+    x = 0.01 * torch.randn(8, 3, 5, 6)  # faint images: logits near 0, no class much more likely than another
+    x[:3] = weight[0]  # three images the model is sure of: class 0
+    plain = model(x)
+    rows_seen.clear()
+    sure = plain.softmax(1).amax(1) >= UNSURE_BELOW
+    assert sure[:3].all() and not sure.all()
+    got = tta_logits(model, x, "unsure")
+    full = tta_logits(model, x, "flip-translate")
+    assert torch.allclose(got[sure], FLIP_TRANSLATE_WEIGHT * plain[sure], rtol=1e-5)
+    assert torch.allclose(got[~sure], full[~sure], rtol=1e-5, atol=1e-4)
+    assert rows_seen[:6] == [8] + [int((~sure).sum())] * 5  # the five other views of the unsure images only

@@ -112,8 +112,9 @@ def _display_ref(model: str, tag: str) -> str:
               "trainer's: Muon for conv filters, Nesterov SGD for the rest).")  # fmt: skip
 @click.option("--weight-decay", type=float, help="Weight decay (default 0).")
 @click.option("--schedule", type=Choice(SCHEDULES),
-              help="Learning rate: constant (default, the tutorial's), cosine decay to 0 over the run, or linear: "
-              "a warm-up over the first 20% of the run, then a straight line to 0.")  # fmt: skip
+              help="Learning rate: constant (default, the tutorial's), cosine decay to 0 over the run, linear: "
+              "a warm-up over the first 20% of the run, then a straight line to 0, or decay: a straight line to 0 "
+              "from the first step.")  # fmt: skip
 @click.option("--augment", type=Choice(AUGMENTS),
               help="none (default); standard: random crop padded 4 px (at 32x32) + flip; strong: + rotation 15 deg, "
               "colour jitter 0.2; flip-translate: flip + shifts of up to 2 px, the border mirrored.")  # fmt: skip
@@ -122,9 +123,13 @@ def _display_ref(model: str, tag: str) -> str:
               help="The fast trainer: train the first --early-crop-epochs epochs on a random PX x PX window of each "
               "batch (cheaper early epochs; the network sees whole images from then on).")  # fmt: skip
 @click.option("--early-crop-epochs", type=int, help="Epochs trained on --early-crop windows (default 0).")
+@click.option("--color-jitter", type=float, metavar="A",
+              help="The fast trainer: shift each training image's brightness by up to A and scale its contrast by a "
+              "factor in [1 - A, 1 + A], in normalised units (default 0: off).")  # fmt: skip
 @click.option("--tta", type=Choice(TTAS),
-              help="The final test: none (default), flip (each image and its mirror image, logits summed), or "
-              "flip-translate (also shifted 1 px diagonally each way).")  # fmt: skip
+              help="The final test: none (default), flip (each image and its mirror image, logits summed), "
+              "flip-translate (also shifted 1 px diagonally each way), or unsure (flip-translate only for the images "
+              "whose plain prediction has a top probability under 0.65).")  # fmt: skip
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=Choice(PRECISIONS), help="fp32 (default), tf32 (GPU), or bf16/fp16 autocast.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: channels_last).")
@@ -273,8 +278,9 @@ def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: 
 @click.option("--int8", is_flag=True, help="With --runtime onnxruntime: the int8 export (calibrated on --dataset "
               "if none is stored).")
 @click.option("--tta", type=Choice(TTAS),
-              help="Test-time augmentation: none, flip (each image and its mirror image, logits summed) or "
-              "flip-translate (also shifted 1 px diagonally each way); default: the protocol of the weights' own "
+              help="Test-time augmentation: none, flip (each image and its mirror image, logits summed), "
+              "flip-translate (also shifted 1 px diagonally each way) or unsure (flip-translate only for the images "
+              "whose plain prediction has a top probability under 0.65); default: the protocol of the weights' own "
               "test.")  # fmt: skip
 def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir: str | None,
              data_opts: tuple[str, ...], device: str, precision: str, batch_size: int | None, img_size: int | None,

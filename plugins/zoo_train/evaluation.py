@@ -14,7 +14,9 @@ from typing import Any
 
 from zoo_core.plugin_api import UsageError
 
-TTAS = ("none", "flip", "flip-translate")  # test-time augmentation: the views tta_logits sums
+TTAS = ("none", "flip", "flip-translate", "unsure")  # test-time augmentation: the views tta_logits sums
+UNSURE_BELOW = 0.65  # ``unsure``: flip-translate for the images whose top class has a probability under this
+FLIP_TRANSLATE_WEIGHT = 4.0  # the weights of flip-translate's views: 1 + 1 + 4 x 0.5
 
 # On a CPU a batch's activations should stay in the caches: SimpleCNN predicts the 10,000 CIFAR-10 test
 # images in 0.9 s at batch 128 and 1.5 s at 256 (ImprovedCNN 2.1 s and 3.9 s) on the 2-vCPU dev box.
@@ -37,7 +39,10 @@ def predict(
     """The top-``k`` predicted class indices (N x k) and the true labels (N), on the CPU; ``batch_size``
     defaults to ``eval_batch_size`` of the pipeline's device. Test-time augmentation (``tta``): ``flip`` sums the
     logits of each image and its mirror image, ``flip-translate`` adds both shifted one pixel diagonally each way
-    (the border mirrored), with their mirror images."""
+    (the border mirrored), with their mirror images, at half weight; ``unsure`` takes flip-translate's views only
+    for the images whose plain prediction is unsure (top probability under ``UNSURE_BELOW``: about 30% of
+    CIFAR-10's test images for the ``cifar10-fast`` model, at the same top-1 as flip-translate and 40% of its
+    time)."""
     import torch
 
     from zoo_core.plugin_api import autocast, batches
@@ -57,18 +62,35 @@ def predict(
 
 def tta_logits(model: Any, x: Any, tta: str = "none") -> Any:
     """``model``'s logits for the batch ``x``, summed over the views ``tta`` names (see ``predict``)."""
-    import torch.nn.functional as F
-
     logits = model(x)
     if tta == "none":
         return logits
-    logits = logits.float() + model(x.flip(3)).float()
+    if tta == "flip":
+        return logits.float() + model(x.flip(3)).float()
     if tta == "flip-translate":
-        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        h, w = x.shape[2:]
-        for view in (padded[:, :, :h, :w], padded[:, :, 2:, 2:]):
-            view = view.contiguous(memory_format=_memory_format(x))
-            logits = logits + 0.5 * (model(view).float() + model(view.flip(3)).float())
+        return _flip_translate(model, x, logits)
+    # unsure: the views only for the images whose plain prediction is unsure; the others' logits count as
+    # often as the views' weights add up to, so every row is on the same scale
+    logits = logits.float()
+    unsure = (logits.softmax(1).amax(1) < UNSURE_BELOW).nonzero().squeeze(1)
+    summed = logits * FLIP_TRANSLATE_WEIGHT
+    if len(unsure):
+        summed[unsure] = _flip_translate(model, x[unsure].contiguous(memory_format=_memory_format(x)), logits[unsure])
+    return summed
+
+
+def _flip_translate(model: Any, x: Any, logits: Any) -> Any:
+    """The ``flip-translate`` sum for ``x``, whose plain logits are ``logits``: the image and its mirror image,
+    and both shifted one pixel diagonally each way (the border mirrored) with their mirror images, at half
+    weight."""
+    import torch.nn.functional as F
+
+    logits = logits.float() + model(x.flip(3)).float()
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[2:]
+    for view in (padded[:, :, :h, :w], padded[:, :, 2:, 2:]):
+        view = view.contiguous(memory_format=_memory_format(x))
+        logits = logits + 0.5 * (model(view).float() + model(view.flip(3)).float())
     return logits
 
 

@@ -62,10 +62,13 @@ def scheduled_lr(config: Any, epoch: int, step: int, steps: int) -> float:
     """The learning rate at a step; a pure function of the position, so a resumed run needs no state.
 
     ``cosine`` decays to 0 over the run; ``linear`` warms up from a fifth of the rate over the first ``WARMUP``
-    of the run, then falls in a straight line to 0 at its end."""
-    if config.schedule not in ("cosine", "linear"):
+    of the run, then falls in a straight line to 0 at its end; ``decay`` falls in a straight line from the
+    first step (Muon's orthogonalised steps need no warm-up)."""
+    if config.schedule not in ("cosine", "linear", "decay"):
         return config.lr
     progress = ((epoch - 1) * steps + step - 1) / max(config.epochs * steps, 1)
+    if config.schedule == "decay":
+        return config.lr * (1.0 - progress)
     if config.schedule == "linear":
         if progress < WARMUP:
             return config.lr * (0.2 + 0.8 * progress / WARMUP)
@@ -83,7 +86,8 @@ def _diverged(value: float, epoch: int, step: int, lr: float, job: TrainJob) -> 
 
 
 FAST_ONLY = {"--optimizer muon": lambda cfg: cfg.optimizer == "muon",
-             "--early-crop": lambda cfg: bool(cfg.early_crop and cfg.early_crop_epochs)}  # fmt: skip
+             "--early-crop": lambda cfg: bool(cfg.early_crop and cfg.early_crop_epochs),
+             "--color-jitter": lambda cfg: cfg.color_jitter > 0}  # fmt: skip
 
 
 def train_classifier(job: TrainJob) -> dict[str, Any]:
