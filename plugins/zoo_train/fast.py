@@ -17,8 +17,8 @@ What it adds to a plain loop, each a published idea in our own code:
 - alternating flip: each training image is flipped or not at random in the first epoch and the other way in
   every next epoch, so two epochs in a row show it both ways (random flips repeat a view half the time);
 - colour jitter (``--color-jitter 0.14``): each image's brightness shifted and its contrast scaled a little, on
-  the normalised batch in one pass;
-- early windows (``--early-crop 24 --early-crop-epochs 4``): the first epochs train on a random 24 x 24 window
+  the normalised batch in one pass (an option: cifar10-fast measured no gain from it, 90.58% against 90.59%);
+- early windows (``--early-crop 24 --early-crop-epochs 5``): the first epochs train on a random 24 x 24 window
   of each batch, at 0.55 of the cost of whole images (progressive resizing, by cropping: objects keep their
   size in pixels, so what is learnt on windows holds on whole images).
 

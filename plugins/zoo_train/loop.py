@@ -63,7 +63,7 @@ def scheduled_lr(config: Any, epoch: int, step: int, steps: int) -> float:
 
     ``cosine`` decays to 0 over the run; ``linear`` warms up from a fifth of the rate over the first ``WARMUP``
     of the run, then falls in a straight line to 0 at its end; ``decay`` falls in a straight line from the
-    first step (Muon's orthogonalised steps need no warm-up)."""
+    first step, with no warm-up."""
     if config.schedule not in ("cosine", "linear", "decay"):
         return config.lr
     progress = ((epoch - 1) * steps + step - 1) / max(config.epochs * steps, 1)
