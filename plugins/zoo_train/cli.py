@@ -23,9 +23,14 @@ from zoo_core.plugin_api import (
     precision_option,
     the_model,
 )
-from zoo_train.evaluation import TTAS
+from zoo_train.evaluation import TTAS, UNSURE_BELOW
 from zoo_train.pipeline import AUGMENTS
 from zoo_train.training import OPTIMIZERS, SCHEDULES
+
+# The test-time augmentations beyond none, for the --tta help of train and eval.
+TTA_MODES = ("flip (each image and its mirror image, logits summed), flip-translate (also shifted 1 px diagonally "
+             "each way), or unsure (flip-translate only for the images whose plain prediction has a top probability "
+             f"under {UNSURE_BELOW:g})")
 
 
 class ConsoleReporter(Reporter):
@@ -123,13 +128,8 @@ def _display_ref(model: str, tag: str) -> str:
               help="The fast trainer: train the first --early-crop-epochs epochs on a random PX x PX window of each "
               "batch (cheaper early epochs; the network sees whole images from then on).")  # fmt: skip
 @click.option("--early-crop-epochs", type=int, help="Epochs trained on --early-crop windows (default 0).")
-@click.option("--color-jitter", type=float, metavar="A",
-              help="The fast trainer: shift each training image's brightness by up to A and scale its contrast by a "
-              "factor in [1 - A, 1 + A], in normalised units (default 0: off).")  # fmt: skip
 @click.option("--tta", type=Choice(TTAS),
-              help="The final test: none (default), flip (each image and its mirror image, logits summed), "
-              "flip-translate (also shifted 1 px diagonally each way), or unsure (flip-translate only for the images "
-              "whose plain prediction has a top probability under 0.65).")  # fmt: skip
+              help=f"The final test: none (default), {TTA_MODES}.")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=Choice(PRECISIONS), help="fp32 (default), tf32 (GPU), or bf16/fp16 autocast.")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format (default: channels_last).")
@@ -278,10 +278,7 @@ def _launch(ctx: click.Context, launch: Any, model: str, dataset: str, options: 
 @click.option("--int8", is_flag=True, help="With --runtime onnxruntime: the int8 export (calibrated on --dataset "
               "if none is stored).")
 @click.option("--tta", type=Choice(TTAS),
-              help="Test-time augmentation: none, flip (each image and its mirror image, logits summed), "
-              "flip-translate (also shifted 1 px diagonally each way) or unsure (flip-translate only for the images "
-              "whose plain prediction has a top probability under 0.65); default: the protocol of the weights' own "
-              "test.")  # fmt: skip
+              help=f"Test-time augmentation: none, {TTA_MODES}; default: the protocol of the weights' own test.")
 def eval_cmd(model: str | None, model_option: str | None, dataset: str, data_dir: str | None,
              data_opts: tuple[str, ...], device: str, precision: str, batch_size: int | None, img_size: int | None,
              crop_pct: float | None, limit: int | None, workers: int, as_json: bool,

@@ -16,8 +16,6 @@ What it adds to a plain loop, each a published idea in our own code:
   and bf16 autocast as the run's precision says; no per-image Python anywhere in the step;
 - alternating flip: each training image is flipped or not at random in the first epoch and the other way in
   every next epoch, so two epochs in a row show it both ways (random flips repeat a view half the time);
-- colour jitter (``--color-jitter 0.14``): each image's brightness shifted and its contrast scaled a little, on
-  the normalised batch in one pass (an option: cifar10-fast measured no gain from it, 90.58% against 90.59%);
 - early windows (``--early-crop 24 --early-crop-epochs 5``): the first epochs train on a random 24 x 24 window
   of each batch, at 0.55 of the cost of whole images (progressive resizing, by cropping: objects keep their
   size in pixels, so what is learnt on windows holds on whole images).
@@ -127,17 +125,6 @@ def early_window(x: Any, side: int, generator: Any) -> Any:
                              else torch.contiguous_format)  # fmt: skip
 
 
-def color_jitter(x: Any, amount: float, generator: Any) -> Any:
-    """The normalised batch ``x`` with each image's brightness shifted by up to ``amount`` and its contrast
-    scaled by a factor in [1 - amount, 1 + amount]: (x + shift) * factor, one pass over the batch."""
-    import torch
-
-    n = x.shape[0]
-    draws = (torch.rand(2, n, 1, 1, 1, generator=generator) * 2 - 1) * amount
-    shift, factor = draws[0].to(x.device, x.dtype), (1 + draws[1]).to(x.device, x.dtype)
-    return torch.addcmul(shift * factor, x, factor)
-
-
 def train_fast(job: TrainJob) -> dict[str, Any]:
     """Train ``job.model`` in place (see the module's docstring); return its metrics."""
     cfg = job.config
@@ -197,8 +184,6 @@ def _train(job: TrainJob) -> dict[str, Any]:
             x = job.train_pipeline(images, generator, train=True, flip=not alternate)
             if epoch <= cfg.early_crop_epochs and cfg.early_crop:
                 x = early_window(x, cfg.early_crop, generator)
-            if cfg.color_jitter:
-                x = color_jitter(x, cfg.color_jitter, generator)
             labels = labels.to(device, non_blocking=True)
             with job.autocast():
                 logits = model(x)

@@ -86,8 +86,7 @@ def _diverged(value: float, epoch: int, step: int, lr: float, job: TrainJob) -> 
 
 
 FAST_ONLY = {"--optimizer muon": lambda cfg: cfg.optimizer == "muon",
-             "--early-crop": lambda cfg: bool(cfg.early_crop and cfg.early_crop_epochs),
-             "--color-jitter": lambda cfg: cfg.color_jitter > 0}  # fmt: skip
+             "--early-crop": lambda cfg: bool(cfg.early_crop and cfg.early_crop_epochs)}  # fmt: skip
 
 
 def train_classifier(job: TrainJob) -> dict[str, Any]:

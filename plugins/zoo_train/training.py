@@ -88,7 +88,6 @@ class TrainConfig:
     tta: str = "none"
     early_crop: int | None = None  # the fast trainer: the first early_crop_epochs train on crops of this side
     early_crop_epochs: int = 0
-    color_jitter: float = 0.0  # the fast trainer: brightness shift and contrast factor drawn per image within this
     recipe: str | None = None  # the recipe (plugin:name) the settings came from
     recipe_overrides: dict[str, Any] = field(default_factory=dict)  # option -> the recipe's value it replaced
     world_size: int = 1  # processes of the run, each with batch_size images a step (set by zoo, not an option)
@@ -110,8 +109,6 @@ class TrainConfig:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if (self.early_crop is not None and self.early_crop < 1) or self.early_crop_epochs < 0:
             raise UsageError("--early-crop must be a positive side in pixels and --early-crop-epochs at least 0")
-        if not 0 <= self.color_jitter < 1:
-            raise UsageError(f"--color-jitter must be in [0, 1), got {self.color_jitter}")
         if self.early_crop_epochs and not self.early_crop:
             raise UsageError("--early-crop-epochs needs --early-crop PX (the side of the windows)")
         if not 0 <= self.val_fraction < 1:
