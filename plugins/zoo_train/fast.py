@@ -20,6 +20,9 @@ What it adds to a plain loop, each a published idea in our own code:
   of each batch, at 0.55 of the cost of whole images (progressive resizing, by cropping: objects keep their
   size in pixels, so what is learnt on windows holds on whole images).
 
+It stays eager: compiled steps are no faster on a CPU and the first compile costs about a minute
+(``benchmarks/compile_step.py``).
+
 Validation runs once, after the last epoch, with the run's test-time augmentation (``--tta``): when the
 validation split is the test split (``--val-fraction 0``) the final test reuses it. The model is checkpointed
 after every epoch (with SGD, when the weights and their average agree), so ``--resume`` works as it does for
