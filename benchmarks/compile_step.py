@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from provenance import recorded_command
+from provenance import load_average_1min, write_result
 
 HERE = Path(__file__).resolve().parent
 STEPS = """
@@ -68,7 +68,10 @@ print(json.dumps(out))
 def measure(mode: str, precision: str, batch: int, steps: int, sides: list[int], cache: str) -> dict[str, dict]:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     cmd = [sys.executable, "-c", STEPS, mode, precision, str(batch), str(steps), ",".join(map(str, sides))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"compile_step: the {mode} process ran over 30 minutes") from None
     if proc.returncode != 0:
         raise SystemExit(f"compile_step: the {mode} process failed:\n{proc.stderr[-2000:]}")
     raw = json.loads(proc.stdout.splitlines()[-1])
@@ -83,14 +86,21 @@ def main() -> int:
     parser.add_argument("--train-images", type=int, default=50_000, help="the training split's size")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "compile_step.json")
     args = parser.parse_args()
+    if args.steps < 1 or args.train_images < 1:
+        parser.error("--steps and --train-images must be at least 1")
 
     import torch
     from zoo_train.recipes import AUTO, auto_precision, get_recipe
 
-    from zoo_core.atomic_io import atomic_write_json
-    from zoo_core.environment import environment
+    from zoo_core.plugin_api import UsageError
 
-    train = get_recipe(args.recipe).metadata["train"]
+    try:
+        recipe = get_recipe(args.recipe).metadata
+    except UsageError as e:
+        parser.error(str(e))
+    if recipe["model"] != "fastcnn" or "batch_size" not in recipe["train"]:
+        parser.error(f"recipe {args.recipe} does not train fastcnn at a stated batch size: this measures FastCNN")
+    train = recipe["train"]
     precision = train.get("precision", "fp32")
     if precision == AUTO:
         precision = auto_precision(torch.device("cpu"))
@@ -125,17 +135,9 @@ def main() -> int:
         "runs": runs,
         "projected_training_s": projection,
         "compiled_over_eager": {name: round(p["total_s"] / eager, 3) for name, p in projection.items()},
-        "load_average_1min": {
-            "before": round(load_before[0], 2),
-            "after": round(os.getloadavg()[0], 2),
-            "cpu_count": os.cpu_count(),
-        },
-        "environment": environment("cpu"),
-        "command": recorded_command("compile_step.py", sys.argv[1:]),
+        "load_average_1min": load_average_1min(load_before),
     }
-    atomic_write_json(args.out, result)
-    print(json.dumps({k: result[k] for k in ("projected_training_s", "compiled_over_eager")}, indent=2))
-    return 0
+    return write_result(args.out, result, "compile_step.py", ("projected_training_s", "compiled_over_eager"))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import cifar10_dir, recorded_command, recorded_path
+from provenance import cifar10_dir, recorded_path, write_result
 
 HERE = Path(__file__).resolve().parent
 TUTORIAL = """
@@ -86,9 +86,6 @@ def main() -> int:
             runs[who].append(wall(tutorial if who == "tutorial" else train, env, args.quiet_wait))
             print(f"round {i + 1} {who}: {runs[who][-1]:.1f} s", file=sys.stderr)
 
-    from zoo_core.atomic_io import atomic_write_json
-    from zoo_core.environment import environment
-
     t_import, t_eval = statistics.median(torch_import), statistics.median(eval_runs)
     t_tutorial, t_zoo = statistics.median(runs["tutorial"]), statistics.median(runs["zoo"])
     beyond = [e - t for e, t in zip(eval_runs, torch_import, strict=True)]
@@ -119,12 +116,8 @@ def main() -> int:
             "batch_size": 64,
             "precision": "fp32",
         },
-        "environment": environment("cpu"),
-        "command": recorded_command("fixed_costs.py", sys.argv[1:]),
     }
-    atomic_write_json(args.out, result)
-    print(json.dumps({k: result[k] for k in ("eval", "one_epoch")}, indent=2))
-    return 0
+    return write_result(args.out, result, "fixed_costs.py", ("eval", "one_epoch"))
 
 
 if __name__ == "__main__":

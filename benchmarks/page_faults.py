@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provenance import recorded_command
+from provenance import load_average_1min, write_result
 
 HERE = Path(__file__).resolve().parent
 STEPS = """
@@ -86,9 +86,6 @@ def main() -> int:
             runs[mode].append(measure(mode, args))
             print(f"round {i + 1} {mode}: {runs[mode][-1]}", file=sys.stderr)
 
-    from zoo_core.atomic_io import atomic_write_json
-    from zoo_core.environment import environment
-
     def median(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[mode])
 
@@ -109,14 +106,10 @@ def main() -> int:
         "step_time_kept_over_default": round(median("keep", "step_ms") / median("default", "step_ms"), 3),
         "step_time_kept_over_default_per_round": [round(k["step_ms"] / d["step_ms"], 3)
                                                   for k, d in zip(runs["keep"], runs["default"], strict=True)],
-        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2),
-                              "cpu_count": os.cpu_count()},
-        "environment": environment("cpu"),
-        "command": recorded_command("page_faults.py", sys.argv[1:]),
+        "load_average_1min": load_average_1min(load_before),
     }
-    atomic_write_json(args.out, result)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("environment", "default", "keep")}, indent=2))
-    return 0
+    shown = [k for k in result if k not in ("default", "keep")] + ["command"]
+    return write_result(args.out, result, "page_faults.py", shown)
 
 
 if __name__ == "__main__":

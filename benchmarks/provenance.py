@@ -1,13 +1,17 @@
 """How the benchmark scripts record the command that made a results file: paths of this machine become
 ``$ZOO_DATA/...``, a path relative to the repository, or a bare file name, so a committed result holds no
-absolute path of the machine it was measured on; and where the CIFAR-10 copy they read is (``cifar10_dir``)."""
+absolute path of the machine it was measured on; where the CIFAR-10 copy they read is (``cifar10_dir``); and
+how a result is written with its environment and command (``write_result``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (this module lives in benchmarks/)
 
@@ -50,3 +54,21 @@ def cifar10_dir(given: Path | None, script: str) -> Path:
               "cifar10/{train,test}/<class>/*.jpg)", file=sys.stderr)  # fmt: skip
         raise SystemExit(2)
     return data
+
+
+def load_average_1min(before: Sequence[float]) -> dict[str, Any]:
+    """The 1-minute load average before (``os.getloadavg()`` taken then) and now, with the CPU count: how much
+    else ran on a shared machine during a measurement."""
+    return {"before": round(before[0], 2), "after": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count()}
+
+
+def write_result(out: Path, result: dict[str, Any], script: str, shown: Sequence[str], device: str = "cpu") -> int:
+    """``result`` with the environment of ``device`` and the recorded command of ``script``, written atomically
+    to ``out``; its ``shown`` entries printed as JSON on stdout. Returns 0, the script's exit status."""
+    from zoo_core.atomic_io import atomic_write_json
+    from zoo_core.environment import environment
+
+    result = {**result, "environment": environment(device), "command": recorded_command(script, sys.argv[1:])}
+    atomic_write_json(out, result)
+    print(json.dumps({k: result[k] for k in shown}, indent=2))
+    return 0

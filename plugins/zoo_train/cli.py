@@ -24,8 +24,9 @@ from zoo_core.plugin_api import (
     the_model,
 )
 from zoo_train.evaluation import TTAS, UNSURE_BELOW
+from zoo_train.loop import SCHEDULES
 from zoo_train.pipeline import AUGMENTS
-from zoo_train.training import OPTIMIZERS, SCHEDULES
+from zoo_train.training import OPTIMIZERS
 
 # The test-time augmentations beyond none, for the --tta help of train and eval.
 TTA_MODES = ("flip (each image and its mirror image, logits summed), flip-translate (also shifted 1 px diagonally "

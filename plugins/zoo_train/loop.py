@@ -11,6 +11,7 @@ from zoo_core.plugin_api import TrainingError, TrainJob, UsageError, autocast, n
 
 LOG_EVERY = 10  # steps between progress reports (each one reads the loss, which syncs a GPU)
 WARMUP = 0.2  # the linear schedule's warm-up: this share of the run, from a fifth of --lr up to it
+SCHEDULES = ("constant", "cosine", "linear", "decay")  # the learning-rate schedules scheduled_lr knows
 
 
 class TrainStep:
@@ -64,7 +65,7 @@ def scheduled_lr(config: Any, epoch: int, step: int, steps: int) -> float:
     ``cosine`` decays to 0 over the run; ``linear`` warms up from a fifth of the rate over the first ``WARMUP``
     of the run, then falls in a straight line to 0 at its end; ``decay`` falls in a straight line from the
     first step, with no warm-up."""
-    if config.schedule not in ("cosine", "linear", "decay"):
+    if config.schedule not in SCHEDULES[1:]:  # constant
         return config.lr
     progress = ((epoch - 1) * steps + step - 1) / max(config.epochs * steps, 1)
     if config.schedule == "decay":

@@ -18,8 +18,8 @@ from zoo_core.plugin_api import UsageError
 AUTO = "auto"
 # What `zoo recipes` shows of a recipe's settings, in this order.
 SHOWN = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "augment",
-         "early_crop", "early_crop_epochs", "label_smoothing", "precision", "trainer", "tta",
-         "val_fraction", "img_size", "freeze_backbone")  # fmt: skip
+         "early_crop", "early_crop_epochs", "label_smoothing", "precision", "trainer", "tta", "val_fraction",
+         "img_size", "freeze_backbone")  # fmt: skip
 
 
 def builtin_recipes() -> dict[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ from zoo_core.plugin_api import (
     utc_now,
 )
 from zoo_train.evaluation import TTAS  # test-time augmentation of the final test
+from zoo_train.loop import SCHEDULES
 from zoo_train.pipeline import AUGMENTS
 from zoo_train.runs import (
     choose_tag,
@@ -50,7 +51,6 @@ from zoo_train.runs import (
 )
 
 OPTIMIZERS = ("adam", "sgd", "nesterov", "muon")  # muon: the fast trainer's
-SCHEDULES = ("constant", "cosine", "linear", "decay")
 DEFAULT_TRAINER = "classifier"
 # What may differ when a run is resumed: where it runs and how long, not what it learns from.
 RESUME_OVERRIDES = {"epochs", "device"}
